@@ -1,0 +1,64 @@
+"""Every compatibility fix RecBole 1.2.1 needs on a current Python stack, in one place.
+
+RecBole 1.2.1 (the newest release) predates numpy 2, scipy 1.13 and torch 2.6. The package pins
+numpy/pandas/scipy to versions RecBole works with (see ``setup.cfg``); the fixes below make it run on
+those pins and on newer numpy/scipy too. Nothing else in ``recbole_galrec`` patches RecBole or its
+dependencies, and nothing here runs at import: :func:`apply` is called once by the quick start.
+
+Not fixable here: pandas 3 (token_seq fields fail to load, ``fillna(inplace=True)`` becomes a no-op
+under copy-on-write), hence ``pandas<3`` in ``setup.cfg``. ``recbole.quick_start`` imports ray, which
+needs ``pkg_resources``; this package never imports it (see :mod:`recbole_galrec.quick_start`).
+"""
+
+import os
+
+import numpy as np
+import scipy.sparse as sp
+
+_APPLIED = False
+
+
+def _numpy_aliases() -> None:
+    # numpy >= 2 removed these aliases; RecBole's Config.compatibility_settings reads ``np.float_``
+    # and friends, so ``Config()`` crashes with "np.float_ was removed" without them.
+    for alias, target in (
+        ("float_", np.float64),
+        ("complex_", np.complex128),
+        ("unicode_", np.str_),
+        ("bool8", np.bool_),
+    ):
+        if alias not in np.__dict__:
+            setattr(np, alias, target)
+
+
+def _scipy_dok_update() -> None:
+    # scipy >= 1.13 dropped ``dok_matrix._update``; LightGCN, NGCF, NCL, ... build their normalised
+    # adjacency matrix with it and fail with "'dok_matrix' object has no attribute '_update'".
+    if hasattr(sp.dok_matrix, "_update"):
+        return
+
+    def _update(self, data):
+        for key, value in data.items():
+            self[key] = value
+
+    sp.dok_matrix._update = _update
+
+
+def _torch_full_checkpoint_load() -> None:
+    # torch >= 2.6 loads with ``weights_only=True`` by default. RecBole pickles its Config into every
+    # checkpoint and reloads the best one for the test phase (``Trainer.evaluate(load_best_model=True)``),
+    # which then fails with "UnpicklingError: Weights only load failed". The checkpoints are the ones
+    # this run wrote; torch's documented switch restores the full load for call sites that do not ask
+    # for ``weights_only`` explicitly (GALRec's own loaders pass it explicitly).
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+
+def apply() -> None:
+    """Apply every fix once; calling it again does nothing."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _numpy_aliases()
+    _scipy_dok_update()
+    _torch_full_checkpoint_load()
+    _APPLIED = True

@@ -1,0 +1,1 @@
+"""Models of recbole_galrec: one model per file, ``<lowercase name>.py`` holding class ``<Name>``."""

@@ -1,0 +1,108 @@
+"""One run, top to bottom: config, seed, logger, dataset, split, model, trainer, fit, evaluate, result.
+
+RecBole's ``recbole.quick_start`` is not used: it imports ray (which needs ``pkg_resources``) and counts
+FLOPs by deep-copying the model, which is costly with a language model inside.
+"""
+
+import json
+import os
+import time
+from logging import getLogger
+
+from recbole_galrec.config import build_config
+from recbole_galrec.data import create_dataset
+from recbole_galrec.utils import get_model, get_trainer
+
+
+def count_parameters(model) -> dict[str, int]:
+    """Trainable and total parameter counts of a model."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total}
+
+
+def dataset_statistics(dataset) -> dict:
+    """Users, items and interactions of a RecBole dataset (RecBole's padding id 0 not counted)."""
+    return {
+        "users": dataset.user_num - 1,
+        "items": dataset.item_num - 1,
+        "interactions": dataset.inter_num,
+        "sparsity": dataset.sparsity,
+    }
+
+
+def run_recbole_galrec(
+    model: str,
+    dataset: str,
+    config_file_list: list[str] | None = None,
+    config_dict: dict | None = None,
+    saved: bool = True,
+    result_file: str | None = None,
+) -> dict:
+    """Train and evaluate ``model`` on ``dataset`` and return (and optionally write) the result.
+
+    Args:
+        model: GALRec or any RecBole model name.
+        dataset: dataset name (``ml-100k`` works offline with no ``data_path``).
+        config_file_list: YAML files, later files winning.
+        config_dict: overrides that win over every file.
+        saved: keep the best checkpoint and reload it for the test phase.
+        result_file: where to write the result as JSON (``None``: not written).
+
+    Returns:
+        ``{"model", "dataset", "dataset_statistics", "parameters", "best_valid_score",
+        "valid_score_bigger", "best_valid_result", "test_result", "train_seconds", "test_seconds"}``.
+    """
+    from recbole.data import data_preparation
+    from recbole.utils import init_logger, init_seed
+
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    statistics = dataset_statistics(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    parameters = count_parameters(model)
+    logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    test_result = trainer.evaluate(
+        test_data, load_best_model=saved, show_progress=config["show_progress"]
+    )
+    test_seconds = time.perf_counter() - start
+    logger.info(f"best valid : {dict(best_valid_result or {})}")
+    logger.info(f"test result: {dict(test_result)}")
+
+    result = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "dataset_statistics": statistics,
+        "parameters": parameters,
+        "best_valid_score": float(best_valid_score),
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
+        "test_result": {k: float(v) for k, v in test_result.items()},
+        "train_seconds": train_seconds,
+        "test_seconds": test_seconds,
+    }
+    if result_file:
+        folder = os.path.dirname(os.path.abspath(result_file))
+        os.makedirs(folder, exist_ok=True)
+        with open(result_file, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        logger.info(f"result written to {result_file}")
+    return result

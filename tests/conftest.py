@@ -1,0 +1,39 @@
+"""Shared fixtures: every test runs offline and in its own working directory (RecBole writes log/ and saved/)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("GALREC_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run the test inside tmp_path, so RecBole's log/, saved/ and log_tensorboard/ land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def beauty_path():
+    """Folder holding amazon-beauty/ (the 5-core copy under ../shared); the test is skipped without it."""
+    if not (SHARED_DATASETS / "amazon-beauty" / "amazon-beauty.inter").is_file():
+        pytest.skip(f"amazon-beauty not found under {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+# A SASRec small enough for a test: about 10 s for one epoch on ml-100k on 2 CPU cores.
+TINY_SASREC = {
+    "MAX_ITEM_LIST_LENGTH": 10,
+    "hidden_size": 16,
+    "inner_size": 32,
+    "n_layers": 1,
+    "train_batch_size": 1024,
+    "epochs": 1,
+    "show_progress": False,
+}

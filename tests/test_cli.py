@@ -1,0 +1,77 @@
+"""The entry point end to end: real runs on ml-100k (shipped with recbole) and each user error."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recbole_galrec import run_recbole_galrec
+from tests.conftest import REPO_ROOT, TINY_SASREC
+
+ENTRY = str(REPO_ROOT / "run_recbole_galrec.py")
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_pop_end_to_end_returns_metrics(workdir):
+    result = run_recbole_galrec("Pop", "ml-100k", config_dict={"epochs": 1, "show_progress": False})
+    assert result["dataset_statistics"]["users"] == 943
+    assert result["dataset_statistics"]["items"] == 1682
+    assert result["dataset_statistics"]["interactions"] == 100000
+    test = result["test_result"]
+    assert set(test) == {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}
+    # Popularity beats random ranking (hit@10 of a random ranker: 10 / 1682 = 0.006) by far on ml-100k.
+    assert test["hit@10"] > 0.02
+    assert test["hit@5"] <= test["hit@10"] <= test["hit@20"]
+    assert test["ndcg@10"] <= test["hit@10"]
+
+
+def test_sasrec_cli_writes_result_file(workdir):
+    overrides = [f"--{k}={v}" for k, v in TINY_SASREC.items()]
+    proc = run_cli("--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((workdir / "out" / "result.json").read_text())
+    assert result["model"] == "SASRec"
+    assert 0.0 < result["test_result"]["hit@20"] <= 1.0
+    assert result["parameters"]["trainable"] == result["parameters"]["total"] > 0
+    assert "test result" in proc.stderr + proc.stdout
+
+
+def test_unknown_model_exits_with_message(workdir):
+    proc = run_cli("--model=NoSuchModel", "--dataset=ml-100k", cwd=workdir)
+    assert proc.returncode == 2
+    assert "Unknown model 'NoSuchModel'" in proc.stderr and "SASRec" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_dataset_exits_with_message(workdir):
+    proc = run_cli("--model=Pop", "--dataset=no-such-data", cwd=workdir)
+    assert proc.returncode == 2
+    assert "Dataset 'no-such-data' not found" in proc.stderr
+    assert "no-such-data.inter" in proc.stderr and "--data_path" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_config_file_exits_with_message(workdir):
+    proc = run_cli("--model=Pop", "--dataset=ml-100k", "--config_files=missing.yaml", cwd=workdir)
+    assert proc.returncode == 2
+    assert "Config file 'missing.yaml' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_malformed_override_exits_with_message(workdir):
+    proc = run_cli("--model=Pop", "--dataset=ml-100k", "--epochs", "3", cwd=workdir)
+    assert proc.returncode == 2
+    assert "--key=value" in proc.stderr
+
+
+@pytest.mark.shared_data
+def test_pop_on_beauty_counts(workdir, beauty_path):
+    result = run_recbole_galrec(
+        "Pop", "amazon-beauty", config_dict={"data_path": str(beauty_path), "epochs": 1, "show_progress": False}
+    )
+    stats = result["dataset_statistics"]
+    assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)
