@@ -723,6 +723,7 @@ def write_dataset(prepared: PreparedDataset, output: Path) -> dict[str, Path]:
 
 
 def format_summary(stats: dict[str, Any]) -> str:
+    """One line with the dataset's size, as printed at the end of a run."""
     return (
         f"{stats['dataset']}: {stats['users']} users, {stats['items']} items, "
         f"{stats['interactions']} interactions, density {stats['density']:.6f}, "
@@ -760,6 +761,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per source, each with --output, --k and --quiet."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--output",
@@ -819,6 +821,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns 0, or 2 after printing ``error: ...`` for a :class:`PrepareError`."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
