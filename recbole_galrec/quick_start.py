@@ -51,7 +51,9 @@ def run_recbole_galrec(
 
     Returns:
         ``{"model", "dataset", "dataset_statistics", "parameters", "best_valid_score",
-        "valid_score_bigger", "best_valid_result", "test_result", "train_seconds", "test_seconds"}``.
+        "valid_score_bigger", "best_valid_result", "test_result", "best_valid_epoch", "epochs_run",
+        "train_seconds", "seconds_per_epoch", "test_seconds"}``; ``train_seconds`` includes the
+        validation passes of ``fit``.
     """
     from recbole.data import data_preparation
     from recbole.utils import init_logger, init_seed
@@ -84,6 +86,7 @@ def run_recbole_galrec(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
     test_seconds = time.perf_counter() - start
+    epochs_run = len(trainer.train_loss_dict)
     logger.info(f"best valid : {dict(best_valid_result or {})}")
     logger.info(f"test result: {dict(test_result)}")
 
@@ -96,7 +99,12 @@ def run_recbole_galrec(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
         "test_result": {k: float(v) for k, v in test_result.items()},
+        # RecBole counts validations without improvement in cur_step; the best epoch lies that many
+        # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
+        "best_valid_epoch": epochs_run - 1 - trainer.cur_step * trainer.eval_step,
+        "epochs_run": epochs_run,
         "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max(epochs_run, 1),
         "test_seconds": test_seconds,
     }
     if result_file:
