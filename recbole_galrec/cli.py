@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the best checkpoint so far is in the checkpoint_dir (default 'saved/').", file=sys.stderr)
+        print(
+            "interrupted: the best checkpoint so far is in the checkpoint_dir (default 'saved/').",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

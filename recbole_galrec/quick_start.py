@@ -82,9 +82,7 @@ def run_recbole_galrec(
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    test_result = trainer.evaluate(
-        test_data, load_best_model=saved, show_progress=config["show_progress"]
-    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     test_seconds = time.perf_counter() - start
     epochs_run = len(trainer.train_loss_dict)
     logger.info(f"best valid : {dict(best_valid_result or {})}")

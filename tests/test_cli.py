@@ -13,7 +13,9 @@ ENTRY = str(REPO_ROOT / "run_recbole_galrec.py")
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_pop_end_to_end_returns_metrics(workdir):
@@ -31,7 +33,9 @@ def test_pop_end_to_end_returns_metrics(workdir):
 
 def test_sasrec_cli_writes_result_file(workdir):
     overrides = [f"--{k}={v}" for k, v in TINY_SASREC.items()]
-    proc = run_cli("--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir)
+    proc = run_cli(
+        "--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((workdir / "out" / "result.json").read_text())
     assert result["model"] == "SASRec"
@@ -71,7 +75,9 @@ def test_malformed_override_exits_with_message(workdir):
 @pytest.mark.shared_data
 def test_pop_on_beauty_counts(workdir, beauty_path):
     result = run_recbole_galrec(
-        "Pop", "amazon-beauty", config_dict={"data_path": str(beauty_path), "epochs": 1, "show_progress": False}
+        "Pop",
+        "amazon-beauty",
+        config_dict={"data_path": str(beauty_path), "epochs": 1, "show_progress": False},
     )
     stats = result["dataset_statistics"]
     assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)

@@ -60,8 +60,13 @@ def test_parse_overrides_types():
     parsed = parse_overrides(
         ["--learning_rate=1e-3", "--topk=[5,10]", "--train_neg_sample_args=~", "--state=INFO", "--epochs=3"]
     )
-    assert parsed == {"learning_rate": 0.001, "topk": [5, 10], "train_neg_sample_args": None,
-                      "state": "INFO", "epochs": 3}
+    assert parsed == {
+        "learning_rate": 0.001,
+        "topk": [5, 10],
+        "train_neg_sample_args": None,
+        "state": "INFO",
+        "epochs": 3,
+    }
 
 
 @pytest.mark.parametrize("arg", ["learning_rate=0.1", "--learning_rate", "-x"])

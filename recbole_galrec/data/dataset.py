@@ -1,3 +1,104 @@
 """Dataset classes this package adds to RecBole, picked by name: ``<Model>Dataset``."""
 
-__all__: list[str] = []
+import numpy as np
+from recbole.data.dataset import SequentialDataset
+from recbole.utils import FeatureType
+
+from recbole_galrec.data.graph import build_hop_tables
+from recbole_galrec.errors import ConfigError
+
+__all__ = ["GALRecDataset", "training_histories"]
+
+
+class GALRecDataset(SequentialDataset):
+    """RecBole's sequential dataset plus what GALRec's prompts need, built after the split.
+
+    After :meth:`build` every returned split carries the same two attributes, computed from the TRAINING
+    split only (no user's validation or test interaction enters them):
+
+    - ``hop_tables``: :class:`~recbole_galrec.data.graph.HopTables` (1-hop and 2-hop neighbourhoods);
+    - ``item_texts``: one string per internal item id (``""`` for padding and for items without text), from
+      the ``.item`` fields named by ``item_text_fields``.
+    """
+
+    def _item_texts(self) -> list[str]:
+        """Each item's text: the configured fields' tokens joined by spaces ('_' read as a space)."""
+        fields = list(self.config["item_text_fields"] or [])
+        if self.config["item_text_mode"] == "none":
+            return [""] * self.item_num
+        loaded = list(self.item_feat.columns) if self.item_feat is not None else []
+        present = [f for f in fields if f in loaded]
+        if not present:
+            raise ConfigError(
+                f"None of the item text fields {fields} is loaded for dataset '{self.dataset_name}' "
+                f"(loaded item fields: {sorted(loaded)}). "
+                "Set item_text_fields to fields of its .item file and list them in load_col['item'], "
+                "or switch text off with item_text_mode: none."
+            )
+        missing = sorted(set(fields) - set(present))
+        if missing:
+            self.logger.warning(f"item text fields {missing} are not loaded; using {present}")
+        parts = [self._field_strings(field) for field in present]
+        texts = [" ".join(p for p in item_parts if p) for item_parts in zip(*parts, strict=True)]
+        texts[0] = ""  # padding item
+        self.logger.info(
+            f"item text: {sum(bool(t) for t in texts[1:])} of {self.item_num - 1} items have text"
+        )
+        return texts
+
+    def _field_strings(self, field: str) -> list[str]:
+        """One string per item row of ``item_feat[field]`` (rows are internal item ids; called after RecBole
+        turned the features into padded tensors)."""
+        values = self.item_feat[field]
+        kind = self.field2type[field]
+        if kind in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ):
+            vocabulary = np.asarray(self.field2id_token[field], dtype=object)
+            ids = np.asarray(values).reshape(len(values), -1)
+            words = [
+                " ".join(str(vocabulary[i]) for i in row if i != 0)  # token id 0 is the field's padding
+                for row in ids
+            ]
+        else:
+            words = [str(v) for v in np.asarray(values).tolist()]
+        return [w.replace("_", " ").strip() for w in words]
+
+    def build(self):
+        datasets = super().build()
+        self.item_texts = self._item_texts()
+        train = datasets[0]
+        histories = training_histories(train)
+        tables = build_hop_tables(
+            histories,
+            n_users=self.user_num,
+            n_items=self.item_num,
+            history_len=self.config["prompt_history_len"],
+            num_neighbors=self.config["prompt_num_neighbors"],
+            seed=self.config["seed"],
+        )
+        self.logger.info(
+            f"hop tables from {sum(len(h) for h in histories.values())} training interactions "
+            f"of {len(histories)} users"
+        )
+        for split in datasets:
+            split.hop_tables = tables
+            split.item_texts = self.item_texts
+        return datasets
+
+
+def training_histories(train) -> dict[int, list[int]]:
+    """Each user's training items, oldest first, read from RecBole's augmented training split.
+
+    RecBole turns a user's sequence ``s1 .. sn`` into samples ``<s1> -> s2``, ``<s1, s2> -> s3`` ... in time
+    order and keeps the last two targets for validation and test. The training targets plus the first item
+    of the first sample are therefore exactly the user's training interactions, and never truncated by
+    ``MAX_ITEM_LIST_LENGTH``.
+    """
+    users = train.inter_feat[train.uid_field].numpy()
+    targets = train.inter_feat[train.iid_field].numpy()
+    first_items = train.inter_feat[train.iid_field + train.config["LIST_SUFFIX"]][:, 0].numpy()
+    histories: dict[int, list[int]] = {}
+    for user, target, first in zip(users.tolist(), targets.tolist(), first_items.tolist(), strict=True):
+        if user not in histories:
+            histories[user] = [first]
+        histories[user].append(target)
+    return histories

@@ -1,0 +1,559 @@
+"""User and item vectors of traditional recommenders ("external embeddings") for GALRec.
+
+For each name in ``config["external_models"]`` (default ``["SASRec", "LightGCN"]``),
+:func:`load_external_embeddings` returns that model's user and item tables, row-aligned with the GALRec
+run's dataset. The vectors come from, in this order:
+
+1. a cache file ``<checkpoint_dir>/external/<dataset>-<model>-<key>.pt`` written by an earlier call;
+2. the RecBole checkpoint ``config["external_checkpoints"][<model>]`` when one is given;
+3. otherwise a RecBole training run of that model on the same data and split as the GALRec run
+   (``external_epochs``, default 20, with early stopping after ``external_stopping_step``, default 3,
+   validations without improvement; ``external_config[<model>]`` overrides any other key).
+
+Only training interactions shape the vectors: LightGCN's graph holds the training split only, and a
+SASRec user vector encodes the user's training history (never the validation or test item).
+Validation is used for early stopping only.
+
+RecBole numbers users and items per dataset build, so vectors are aligned by token (the raw id in the
+atomic files), not by internal id. The cache stores vectors in token order and can be aligned with any
+build of the dataset. ``key`` is a digest of every setting that shapes the vectors, so a changed setting
+never reuses stale vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from logging import getLogger
+
+import numpy as np
+import torch
+import yaml
+
+from recbole_galrec.config import PROPERTIES_DIR, build_config
+from recbole_galrec.errors import ConfigError
+
+logger = getLogger(__name__)
+
+DEFAULT_MODELS = ("SASRec", "LightGCN")
+DEFAULT_EPOCHS = 20
+DEFAULT_STOPPING_STEP = 3
+
+# Keys of the GALRec config copied into the external run besides RecBole's dataset arguments.
+_SHARED_KEYS = (
+    "eval_args",
+    "seed",
+    "reproducibility",
+    "device",
+    "use_gpu",
+    "gpu_id",
+    "checkpoint_dir",
+    "metrics",
+    "topk",
+    "valid_metric",
+    "show_progress",
+    "worker",
+)
+# Keys that change where or how fast a run goes, not the vectors it yields: left out of the cache key.
+_RUNTIME_KEYS = frozenset({"device", "use_gpu", "gpu_id", "checkpoint_dir", "show_progress", "worker"})
+# Bump when extraction changes, so that older cache files are not reused.
+_CACHE_FORMAT = 1
+
+
+@dataclass
+class ExternalEmbeddings:
+    """One external model's vectors, rows in the GALRec dataset's internal id order (row 0: padding)."""
+
+    name: str
+    user: torch.Tensor  # [n_users, d] float32
+    item: torch.Tensor  # [n_items, d] float32
+
+
+# --------------------------------------------------------------------------------------------------------
+# Extractors: (model, train_data, batch_size) -> (user [ext users, d], item [ext items, d]) in the external
+# dataset's internal id order.
+
+
+def training_histories(train_dataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each user's training history, from a sequential training split.
+
+    RecBole's sequential training samples are prefixes (``item_id_list``) of a user's interactions with
+    the next item as target; the user's latest training sample plus its target is the whole training
+    history. Returns ``item_seq`` [user_num, max_len] (internal item ids, left-aligned, 0-padded, the
+    last ``max_len`` items) and ``item_seq_len`` [user_num] (0 for users without a training sample).
+    """
+    inter = train_dataset.inter_feat
+    uid_field, iid_field = train_dataset.uid_field, train_dataset.iid_field
+    list_field = getattr(train_dataset, "item_id_list_field", iid_field + train_dataset.config["LIST_SUFFIX"])
+    length_field = train_dataset.item_list_length_field
+    n_users = train_dataset.user_num
+    item_seq = torch.zeros(n_users, max_len, dtype=torch.long)
+    item_seq_len = torch.zeros(n_users, dtype=torch.long)
+    if len(inter) == 0:
+        return item_seq, item_seq_len
+
+    uids = inter[uid_field].numpy()
+    lengths = inter[length_field].numpy()
+    rows = np.arange(len(inter))
+    time_field = train_dataset.time_field
+    times = inter[time_field].numpy() if time_field and time_field in inter else rows
+    # Per user, the latest sample: longest prefix, then latest target, then last row (stable order).
+    order = np.lexsort((rows, times, lengths, uids))
+    sorted_uids = uids[order]
+    is_last = np.r_[sorted_uids[1:] != sorted_uids[:-1], True]
+    picked = torch.from_numpy(order[is_last])
+
+    prefixes = inter[list_field][picked]
+    targets = inter[iid_field][picked]
+    prefix_len = inter[length_field][picked]
+    full = torch.cat([prefixes, torch.zeros(len(picked), 1, dtype=prefixes.dtype)], dim=1)
+    full[torch.arange(len(picked)), prefix_len] = targets
+    full_len = prefix_len + 1
+    users = inter[uid_field][picked]
+    for row, user in enumerate(users.tolist()):
+        n = int(full_len[row])
+        seq = full[row, :n][-max_len:]
+        item_seq[user, : len(seq)] = seq
+        item_seq_len[user] = len(seq)
+    return item_seq, item_seq_len
+
+
+@torch.no_grad()
+def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    item_seq, item_seq_len = training_histories(train_data._dataset, model.max_seq_length)
+    user = torch.zeros(item_seq.size(0), model.hidden_size)
+    with_history = torch.nonzero(item_seq_len > 0).flatten()
+    device = model.item_embedding.weight.device
+    for start in range(0, len(with_history), batch_size):
+        users = with_history[start : start + batch_size]
+        output = model.forward(item_seq[users].to(device), item_seq_len[users].to(device))
+        user[users] = output.float().cpu()
+    return user, model.item_embedding.weight.detach().float().cpu()
+
+
+@torch.no_grad()
+def _extract_lightgcn(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    user, item = model.forward()
+    return user.detach().float().cpu(), item.detach().float().cpu()
+
+
+EXTRACTORS: dict[str, Callable] = {"SASRec": _extract_sasrec, "LightGCN": _extract_lightgcn}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Configuration of the external run.
+
+
+def _canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _plain(value):
+    """A JSON-plain copy (dicts, lists, str, numbers, bool, None), storable with ``weights_only=True``."""
+    return json.loads(_canonical_json(value))
+
+
+def _setting(config, key, default):
+    value = config[key]
+    return default if value is None else value
+
+
+def _config_value(cfg, key):
+    """``cfg[key]`` or None, for a RecBole Config or a plain mapping."""
+    if hasattr(cfg, "final_config_dict"):
+        return cfg.final_config_dict.get(key)
+    return cfg.get(key) if isinstance(cfg, Mapping) else None
+
+
+def _parse_mapping_or_list(value, key: str):
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"'{key}' is not valid YAML: {err}") from None
+    return value
+
+
+def external_model_names(config) -> list[str]:
+    """``config["external_models"]`` (default ``["SASRec", "LightGCN"]``), checked against the extractors."""
+    names = _setting(config, "external_models", list(DEFAULT_MODELS))
+    names = _parse_mapping_or_list(names, "external_models")
+    if isinstance(names, str):
+        names = [names]
+    if names is None:
+        names = []
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"'external_models' must be a list of model names, got {names!r}.")
+    _check_supported(names)
+    return list(names)
+
+
+def _check_supported(names) -> None:
+    unknown = [n for n in names if n not in EXTRACTORS]
+    if unknown:
+        raise ConfigError(
+            f"external_models: no extractor for {', '.join(map(repr, unknown))}. "
+            f"Supported external models: {', '.join(map(repr, EXTRACTORS))}."
+        )
+
+
+def _mapping_setting(config, key: str) -> dict:
+    value = _parse_mapping_or_list(_setting(config, key, {}), key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{key}' must be a mapping of model name to value, got {value!r}.")
+    return dict(value)
+
+
+def _overrides(config, name: str) -> dict:
+    overrides = _mapping_setting(config, "external_config").get(name) or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"'external_config[{name}]' must be a mapping of config keys, got {overrides!r}.")
+    return dict(overrides)
+
+
+def _checkpoint_path(config, name: str) -> str | None:
+    path = _mapping_setting(config, "external_checkpoints").get(name)
+    if path is None:
+        return None
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"external_checkpoints[{name}]: checkpoint '{path}' does not exist "
+            f"(working directory: {os.getcwd()}). Fix the path or drop the key to train {name}."
+        )
+    return path
+
+
+def _data_config(config) -> dict:
+    """The data, split and evaluation settings the external run shares with the GALRec run."""
+    from recbole.utils.argument_list import dataset_arguments
+
+    data = {key: config[key] for key in dataset_arguments if config[key] is not None}
+    if config["dataset"] != "ml-100k":  # RecBole resolves ml-100k to its bundled copy itself
+        # RecBole's Config appends the dataset name to data_path: pass the parent folder.
+        data["data_path"] = os.path.abspath(os.path.dirname(str(config["data_path"]).rstrip("/\\")))
+    for key in _SHARED_KEYS:
+        if config[key] is not None:
+            data[key] = config[key]
+    return data
+
+
+def _model_param_keys(name: str) -> list[str]:
+    """The keys of a model's YAML defaults (RecBole's and this package's): its hyperparameters."""
+    import recbole
+
+    keys: set[str] = set()
+    for folder in (
+        os.path.join(os.path.dirname(recbole.__file__), "properties", "model"),
+        str(PROPERTIES_DIR / "model"),
+    ):
+        path = os.path.join(folder, f"{name}.yaml")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                keys.update((yaml.safe_load(f) or {}).keys())
+    return sorted(keys)
+
+
+@dataclass
+class _ExternalRun:
+    name: str
+    config: object  # the external run's RecBole Config
+    key_config: dict  # every setting that shapes the vectors (stored in the cache)
+    cache_path: str
+    checkpoint_path: str | None
+    checkpoint: dict | None
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_recbole_checkpoint(path: str, name: str) -> dict:
+    # A RecBole checkpoint pickles its Config: it loads only with weights_only=False.
+    # Load only checkpoints you trust.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint or "config" not in checkpoint:
+        raise ConfigError(
+            f"external_checkpoints[{name}]: '{path}' is not a RecBole checkpoint "
+            "(it lacks 'config' or 'state_dict')."
+        )
+    trained = _config_value(checkpoint["config"], "model")
+    if trained != name:
+        raise ConfigError(f"external_checkpoints[{name}]: '{path}' holds a {trained} model, not {name}.")
+    return dict(checkpoint)
+
+
+def _check_checkpoint_data(run_config, checkpoint_config, name: str, path: str) -> None:
+    """A checkpoint's ids are those of the dataset build it was trained on: refuse a different build."""
+    from recbole.utils.argument_list import dataset_arguments
+
+    keys = ["dataset", "eval_args"] + [k for k in dataset_arguments if k != "MAX_ITEM_LIST_LENGTH"]
+    differences = [
+        f"{key}: checkpoint {_config_value(checkpoint_config, key)!r}, this run {run_config[key]!r}"
+        for key in keys
+        if _plain(_config_value(checkpoint_config, key)) != _plain(run_config[key])
+    ]
+    if differences:
+        raise ConfigError(
+            f"external_checkpoints[{name}]: '{path}' was trained on other data or another split than this "
+            f"run ({'; '.join(differences)}); its ids would not match. Retrain it on this run's data or drop "
+            "the key to train it here."
+        )
+
+
+def _plan(config, name: str) -> _ExternalRun:
+    """Build the external run's config and its cache path, without loading any data."""
+    checkpoint_path = _checkpoint_path(config, name)
+    checkpoint = _load_recbole_checkpoint(checkpoint_path, name) if checkpoint_path else None
+    data = _data_config(config)
+    epochs = int(_setting(config, "external_epochs", DEFAULT_EPOCHS))
+    stopping_step = int(_setting(config, "external_stopping_step", DEFAULT_STOPPING_STEP))
+    overrides = _overrides(config, name)
+    config_dict = {**data, "epochs": epochs, "stopping_step": stopping_step, **overrides}
+    if checkpoint is not None:
+        # The model must be rebuilt with the hyperparameters it was trained with.
+        for key in _model_param_keys(name) + ["MAX_ITEM_LIST_LENGTH"]:
+            value = _config_value(checkpoint["config"], key)
+            if value is not None:
+                config_dict[key] = value
+    run_config = build_config(name, config["dataset"], config_dict=config_dict)
+    run_config["device"] = config["device"] if config["device"] is not None else run_config["device"]
+    if checkpoint is not None:
+        _check_checkpoint_data(run_config, checkpoint["config"], name, checkpoint_path)
+
+    from recbole.utils.argument_list import training_arguments
+
+    key_config = _plain(
+        {
+            "format": _CACHE_FORMAT,
+            "name": name,
+            "dataset": config["dataset"],
+            "data": {k: v for k, v in data.items() if k not in _RUNTIME_KEYS},
+            "epochs": epochs,
+            "stopping_step": stopping_step,
+            "overrides": overrides,
+            "seed": config["seed"],
+            # Effective values, so a changed default (RecBole's or this package's YAML) is seen too.
+            "model_params": {k: run_config[k] for k in _model_param_keys(name)},
+            "training": {k: run_config[k] for k in training_arguments},
+            "max_item_list_length": run_config["MAX_ITEM_LIST_LENGTH"],
+            "checkpoint": _file_digest(checkpoint_path) if checkpoint_path else None,
+        }
+    )
+    key = hashlib.sha256(_canonical_json(key_config).encode("utf-8")).hexdigest()[:12]
+    file_name = f"{config['dataset']}-{name}-{key}.pt"
+    cache_path = os.path.join(str(config["checkpoint_dir"]), "external", file_name)
+    return _ExternalRun(name, run_config, key_config, cache_path, checkpoint_path, checkpoint)
+
+
+def cache_file(config, name: str) -> str:
+    """Where :func:`load_external_embeddings` caches model ``name``'s vectors for this GALRec config."""
+    _check_supported([name])
+    return _plan(config, name).cache_path
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training, loading and extraction.
+
+
+def _build(run_config):
+    """Dataset, split and an untrained model of the external run."""
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_galrec.data import create_dataset
+    from recbole_galrec.utils import get_model
+
+    init_seed(run_config["seed"], run_config["reproducibility"])
+    dataset = create_dataset(run_config)
+    train_data, valid_data, _ = data_preparation(run_config, dataset)
+    init_seed(run_config["seed"] + run_config["local_rank"], run_config["reproducibility"])
+    model = get_model(run_config["model"])(run_config, train_data._dataset).to(run_config["device"])
+    return model, train_data, valid_data
+
+
+def train_external_model(run_config):
+    """Train the external model of ``run_config`` with RecBole and reload its best checkpoint.
+
+    Returns ``(model, train_data, best_valid_result)``.
+    """
+    from recbole_galrec.utils import get_trainer
+
+    model, train_data, valid_data = _build(run_config)
+    trainer = get_trainer(run_config["MODEL_TYPE"], run_config["model"])(run_config, model)
+    _, valid_result = trainer.fit(
+        train_data, valid_data, saved=True, show_progress=bool(run_config["show_progress"])
+    )
+    checkpoint = torch.load(trainer.saved_model_file, map_location=run_config["device"], weights_only=False)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    logger.info(f"external {run_config['model']}: best checkpoint {trainer.saved_model_file}")
+    return model, train_data, valid_result
+
+
+def _from_checkpoint(run: _ExternalRun):
+    model, train_data, _ = _build(run.config)
+    try:
+        model.load_state_dict(run.checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise ConfigError(
+            f"external_checkpoints[{run.name}]: '{run.checkpoint_path}' does not fit a {run.name} built on "
+            f"this run's data: {err}"
+        ) from None
+    model.load_other_parameter(run.checkpoint.get("other_parameter"))
+    return model, train_data
+
+
+def _payload(run: _ExternalRun, model, train_data, valid_result) -> dict:
+    batch_size = int(run.config["eval_batch_size"] or 1024)
+    user, item = EXTRACTORS[run.name](model, train_data, batch_size)
+    dataset = train_data._dataset
+    user_tokens = [str(t) for t in dataset.field2id_token[dataset.uid_field]]
+    item_tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    if user.size(0) != len(user_tokens) or item.size(0) != len(item_tokens):
+        raise RuntimeError(
+            f"{run.name} extractor returned {user.size(0)} users / {item.size(0)} items for a dataset of "
+            f"{len(user_tokens)} / {len(item_tokens)}"
+        )
+    # Row 0 is RecBole's padding id: not stored, so that it stays zero after alignment.
+    return {
+        "name": run.name,
+        "user_tokens": user_tokens[1:],
+        "item_tokens": item_tokens[1:],
+        "user": user[1:].float().contiguous().clone(),
+        "item": item[1:].float().contiguous().clone(),
+        "config": run.key_config,
+        "valid_result": None if valid_result is None else {str(k): float(v) for k, v in valid_result.items()},
+    }
+
+
+def _save_atomic(payload: dict, path: str) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read_cache(path: str, name: str) -> dict | None:
+    if not os.path.isfile(path):
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: rebuild it
+        logger.warning(f"external {name}: cache {path} is unreadable ({err}); rebuilding it")
+        return None
+    required = {"name", "user_tokens", "item_tokens", "user", "item"}
+    if not isinstance(payload, dict) or not required <= payload.keys() or payload["name"] != name:
+        logger.warning(f"external {name}: cache {path} is not a {name} cache; rebuilding it")
+        return None
+    return payload
+
+
+def _align(tokens: list[str], vectors: torch.Tensor, token2id: Mapping, n_rows: int, what: str, name: str):
+    """Place each token's vector at the row of that token in the target dataset; other rows stay zero."""
+    out = torch.zeros(n_rows, vectors.size(1), dtype=torch.float32)
+    source, target = [], []
+    for row, token in enumerate(tokens):
+        index = token2id.get(token)
+        if index is not None and index != 0:
+            source.append(row)
+            target.append(index)
+    if source:
+        out[torch.tensor(target)] = vectors[torch.tensor(source)].float()
+    missing = n_rows - 1 - len(set(target))
+    if missing:
+        logger.warning(
+            f"external {name}: {missing} of {n_rows - 1} {what}s have no {name} vector (left zero)"
+        )
+    unused = len(tokens) - len(source)
+    if unused:
+        logger.warning(f"external {name}: {unused} {name} {what}s are not in this dataset (dropped)")
+    return out
+
+
+def _token2id(dataset, field: str) -> Mapping:
+    mapping = getattr(dataset, "field2token_id", {}).get(field)
+    if mapping is None:
+        mapping = {str(t): i for i, t in enumerate(dataset.field2id_token[field])}
+    return mapping
+
+
+def load_external_embeddings(config, dataset) -> list[ExternalEmbeddings]:
+    """Return the vectors of every model of ``config["external_models"]``, aligned with ``dataset``.
+
+    ``config`` is the GALRec run's RecBole Config and ``dataset`` its dataset (``field2id_token``,
+    ``uid_field``, ``iid_field``, ``user_num``, ``item_num``). Vectors come from the cache, else from
+    ``config["external_checkpoints"][name]``, else from training the model with RecBole (then cached).
+    Settings: ``external_models``, ``external_checkpoints``, ``external_epochs``,
+    ``external_stopping_step``, ``external_config`` (see the module docstring).
+    """
+    from recbole.utils import init_seed
+
+    names = external_model_names(config)
+    for name in names:  # fail on a bad path before anything is trained
+        _checkpoint_path(config, name)
+
+    results = []
+    for name in names:
+        run = _plan(config, name)
+        payload = _read_cache(run.cache_path, name)
+        if payload is not None:
+            logger.info(f"external {name}: reusing {run.cache_path}")
+        else:
+            if run.checkpoint_path:
+                logger.info(f"external {name}: extracting from checkpoint {run.checkpoint_path}")
+                model, train_data = _from_checkpoint(run)
+                valid_result = None
+            else:
+                logger.info(
+                    f"external {name}: training on {config['dataset']} for up to {run.config['epochs']} "
+                    f"epochs (early stopping after {run.config['stopping_step']} validations without "
+                    f"improvement of {run.config['valid_metric']})"
+                )
+                model, train_data, valid_result = train_external_model(run.config)
+            payload = _payload(run, model, train_data, valid_result)
+            _save_atomic(payload, run.cache_path)
+            logger.info(f"external {name}: cached {run.cache_path}")
+        results.append(
+            ExternalEmbeddings(
+                name=name,
+                user=_align(
+                    payload["user_tokens"],
+                    payload["user"],
+                    _token2id(dataset, dataset.uid_field),
+                    dataset.user_num,
+                    "user",
+                    name,
+                ),
+                item=_align(
+                    payload["item_tokens"],
+                    payload["item"],
+                    _token2id(dataset, dataset.iid_field),
+                    dataset.item_num,
+                    "item",
+                    name,
+                ),
+            )
+        )
+    # The GALRec run that follows starts from the same random state whether or not a cache existed.
+    init_seed(config["seed"], config["reproducibility"])
+    return results

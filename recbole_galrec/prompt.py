@@ -1,0 +1,162 @@
+"""Prompt construction with tensor operations: templates are tokenised once, prompts assembled per batch.
+
+A template is text with placeholders, e.g. ``"[GAL_USER] {user} bought {history} [GAL_HOP] {neighbors} [GAL_PRED]"``.
+Bracketed ``[GAL_...]`` words are task tokens (added to the tokenizer). Each prompt position is one of
+- ``TOKEN``: a token id (template text, or an item's text in ``tokens`` mode);
+- ``USER``: the soft token of a user id;
+- ``ITEM``: the soft token of an item id,
+and belongs to a segment: ``OWN`` (template text and the prompt's own user/item), ``HOP1`` (the user's history
+items, or an item's users) or ``HOP2`` (the user's 2-hop users). The model embeds each position by its kind and
+pools hidden states per segment; the prompt builder knows no model weights.
+
+Prompts are assembled as fixed-size blocks with a validity mask, then compacted (valid positions first, in
+order) by one stable sort per row: no Python loop over samples, no string formatting per sample.
+"""
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+TOKEN, USER, ITEM = 0, 1, 2
+OWN, HOP1, HOP2 = 0, 1, 2
+
+TASK_TOKEN = re.compile(r"\[GAL_[A-Z0-9_]+\]")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+USER_PLACEHOLDERS = ("user", "history", "neighbors")
+ITEM_PLACEHOLDERS = ("item", "item_users")
+
+
+@dataclass
+class Prompt:
+    """A batch of prompts, every tensor ``[B, T]`` (``last``: ``[B]``)."""
+
+    kind: torch.Tensor  # TOKEN / USER / ITEM
+    index: torch.Tensor  # token id, user id or item id (0 on padding)
+    segment: torch.Tensor  # OWN / HOP1 / HOP2
+    attention_mask: torch.Tensor  # 1 on real positions, 0 on padding (padding is at the end of each row)
+    last: torch.Tensor  # position of each prompt's last real position, whose state is E0
+
+
+def task_tokens(*templates: str) -> list[str]:
+    """The task tokens used by the templates, in order of first use."""
+    found: list[str] = []
+    for template in templates:
+        found += [t for t in TASK_TOKEN.findall(template) if t not in found]
+    return found
+
+
+class PromptBuilder:
+    """Assembles user prompts and item prompts from ids.
+
+    Args:
+        user_template: must contain ``{user}``, ``{history}`` and ``{neighbors}`` once each.
+        item_template: must contain ``{item}`` and ``{item_users}`` once each.
+        tokenize: text -> list of token ids (no special tokens added), applied once per template piece.
+        item_text_ids: ``[n_items, L_text]`` token ids of each item's text (``tokens`` mode), or ``None``
+            to give each item a single position (its soft token, which may carry a text vector).
+        item_text_mask: ``[n_items, L_text]`` 1 on real text tokens.
+    """
+
+    def __init__(self, user_template, item_template, tokenize, item_text_ids=None, item_text_mask=None):
+        self.user_pieces = _split(user_template, USER_PLACEHOLDERS, tokenize)
+        self.item_pieces = _split(item_template, ITEM_PLACEHOLDERS, tokenize)
+        self.item_text_ids = item_text_ids
+        self.item_text_mask = item_text_mask
+
+    def to(self, device) -> "PromptBuilder":
+        """Move the cached tensors to ``device`` (prompts are built where the ids are)."""
+        self.user_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.user_pieces]
+        self.item_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.item_pieces]
+        if self.item_text_ids is not None:
+            self.item_text_ids = self.item_text_ids.to(device)
+            self.item_text_mask = self.item_text_mask.to(device)
+        return self
+
+    def user_prompts(self, users: torch.Tensor, history: torch.Tensor, neighbors: torch.Tensor) -> Prompt:
+        """Prompts of users ``[B]`` with their history items ``[B, L]`` (0-padded, oldest first) and
+        2-hop users ``[B, K]`` (0-padded)."""
+        blocks = {
+            "user": _ids_block(users[:, None], USER, OWN),
+            "history": self._items_block(history, HOP1),
+            "neighbors": _ids_block(neighbors, USER, HOP2),
+        }
+        return _assemble(self.user_pieces, blocks, users.shape[0])
+
+    def item_prompts(self, items: torch.Tensor, item_users: torch.Tensor) -> Prompt:
+        """Prompts of items ``[B]`` with their 1-hop users ``[B, K]`` (0-padded)."""
+        blocks = {
+            "item": self._items_block(items[:, None], OWN),
+            "item_users": _ids_block(item_users, USER, HOP1),
+        }
+        return _assemble(self.item_pieces, blocks, items.shape[0])
+
+    def _items_block(self, items: torch.Tensor, segment: int):
+        """Each item as its soft token, followed by its text tokens in ``tokens`` mode. ``items``: ``[B, L]``."""
+        soft = _ids_block(items, ITEM, segment)
+        if self.item_text_ids is None:
+            return soft
+        b, n = items.shape
+        text = self.item_text_ids[items]  # [B, L, Lt]
+        text_valid = self.item_text_mask[items].bool() & (items[:, :, None] != 0)  # [B, L, Lt]
+        kind = torch.cat([soft[0].view(b, n, 1), torch.full_like(text, TOKEN)], dim=2)  # [B, L, 1 + Lt]
+        index = torch.cat([soft[1].view(b, n, 1), text], dim=2)
+        valid = torch.cat([soft[3].view(b, n, 1), text_valid], dim=2)
+        return (
+            kind.view(b, -1),
+            index.view(b, -1),
+            torch.full_like(index.view(b, -1), segment),
+            valid.view(b, -1),
+        )
+
+
+def _split(template: str, placeholders: tuple[str, ...], tokenize) -> list:
+    """Template -> pieces: a placeholder name (str) or the token ids of the text between (LongTensor)."""
+    pieces = []
+    for i, part in enumerate(_PLACEHOLDER.split(template)):
+        if i % 2 == 1:
+            if part not in placeholders:
+                raise ValueError(
+                    f"unknown placeholder {{{part}}} in template {template!r}; use {placeholders}"
+                )
+            pieces.append(part)
+        elif part.strip():
+            pieces.append(torch.as_tensor(tokenize(part.strip()), dtype=torch.long))
+    return pieces
+
+
+def _ids_block(ids: torch.Tensor, kind: int, segment: int):
+    """One position per id; id 0 is padding. Returns ``(kind, index, segment, valid)``, each ``[B, n]``."""
+    return torch.full_like(ids, kind), ids, torch.full_like(ids, segment), ids != 0
+
+
+def _assemble(pieces: list, blocks: dict, batch: int) -> Prompt:
+    """Concatenate template pieces and id blocks, then move each row's valid positions to the front."""
+    parts = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            parts.append(blocks[piece])
+        else:
+            ids = piece.to(next(iter(blocks.values()))[1].device).expand(batch, -1)  # [B, n]
+            parts.append(
+                (
+                    torch.full_like(ids, TOKEN),
+                    ids,
+                    torch.full_like(ids, OWN),
+                    torch.ones_like(ids, dtype=torch.bool),
+                )
+            )
+    kind, index, segment, valid = (torch.cat([p[j] for p in parts], dim=1) for j in range(4))  # [B, T_max]
+    order = torch.sort((~valid).to(torch.int8), dim=1, stable=True).indices  # valid positions first, in order
+    lengths = valid.sum(dim=1)  # [B]
+    width = int(lengths.max())
+    order = order[:, :width]  # [B, T]
+    valid = torch.gather(valid, 1, order)
+    return Prompt(
+        kind=torch.gather(kind, 1, order) * valid,
+        index=torch.gather(index, 1, order) * valid,
+        segment=torch.gather(segment, 1, order) * valid,
+        attention_mask=valid.long(),
+        last=lengths - 1,
+    )

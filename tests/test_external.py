@@ -1,0 +1,270 @@
+"""External embeddings: training, token alignment, cache, training-only histories, checkpoints, errors."""
+
+import logging
+import os
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recbole_galrec import external
+from recbole_galrec.config import build_config
+from recbole_galrec.data import create_dataset
+from recbole_galrec.errors import ConfigError
+
+TINY_EXTERNAL = {
+    "SASRec": {
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "hidden_size": 16,
+        "inner_size": 32,
+        "n_layers": 1,
+        "train_batch_size": 1024,
+    },
+    "LightGCN": {"embedding_size": 16, "n_layers": 1, "train_batch_size": 4096},
+}
+
+
+def galrec_config(checkpoint_dir, **extra):
+    # Users with at most 40 ratings (305 of 943, 8,390 ratings) keep each training epoch around a second;
+    # the filter is a dataset argument, so the external runs must apply it too.
+    settings = {
+        "user_inter_num_interval": "[0,40]",
+        "checkpoint_dir": str(checkpoint_dir),
+        "show_progress": False,
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "external_epochs": 1,
+        "external_config": TINY_EXTERNAL,
+        **extra,
+    }
+    return build_config("SASRec", "ml-100k", config_dict=settings)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train both external models once (1 epoch each), recording each extractor's model and train split."""
+    root = tmp_path_factory.mktemp("external")
+    captured = {}
+
+    def spy(name, extract):
+        def wrapper(model, train_data, batch_size):
+            captured[name] = (model, train_data)
+            return extract(model, train_data, batch_size)
+
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for name, extract in list(external.EXTRACTORS.items()):
+            mp.setitem(external.EXTRACTORS, name, spy(name, extract))
+        config = galrec_config(root / "saved")
+        dataset = create_dataset(config)
+        result = {e.name: e for e in external.load_external_embeddings(config, dataset)}
+    return SimpleNamespace(root=root, config=config, dataset=dataset, result=result, captured=captured)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any attempt to build or train an external model fails the test."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("an external model was built although its cache exists")
+
+    monkeypatch.setattr(external, "train_external_model", fail)
+    monkeypatch.setattr(external, "_build", fail)
+
+
+def token_rows(dataset, field, tokens):
+    return [dataset.field2token_id[field][t] for t in tokens]
+
+
+@pytest.mark.slow
+def test_shapes_dtype_and_padding_row(trained):
+    ds = trained.dataset
+    assert [e.name for e in trained.result.values()] == ["SASRec", "LightGCN"]
+    for emb in trained.result.values():
+        assert emb.user.shape == (ds.user_num, 16) and emb.item.shape == (ds.item_num, 16)
+        assert emb.user.dtype == emb.item.dtype == torch.float32
+        assert not emb.user[0].any() and not emb.item[0].any()
+        # every real user and item has a vector (each user has >= 20 ratings)
+        assert emb.user[1:].abs().sum(1).gt(0).all() and emb.item[1:].abs().sum(1).gt(0).all()
+
+
+@pytest.mark.slow
+def test_rows_match_the_external_models_own_tables_by_token(trained):
+    ds = trained.dataset
+    users = list(ds.field2id_token[ds.uid_field][[1, 100, -1]])
+    items = list(ds.field2id_token[ds.iid_field][[1, 500, -1]])
+    gcn, gcn_train = trained.captured["LightGCN"]
+    with torch.no_grad():
+        gcn_user, gcn_item = gcn.forward()
+    ext = gcn_train._dataset
+    result = trained.result["LightGCN"]
+    for galrec_row, ext_row in zip(
+        token_rows(ds, ds.uid_field, users), token_rows(ext, ext.uid_field, users), strict=True
+    ):
+        assert torch.allclose(result.user[galrec_row], gcn_user[ext_row])
+    for galrec_row, ext_row in zip(
+        token_rows(ds, ds.iid_field, items), token_rows(ext, ext.iid_field, items), strict=True
+    ):
+        assert torch.allclose(result.item[galrec_row], gcn_item[ext_row])
+
+    sasrec, sasrec_train = trained.captured["SASRec"]
+    ext = sasrec_train._dataset
+    for galrec_row, ext_row in zip(
+        token_rows(ds, ds.iid_field, items), token_rows(ext, ext.iid_field, items), strict=True
+    ):
+        assert torch.equal(trained.result["SASRec"].item[galrec_row], sasrec.item_embedding.weight[ext_row])
+
+
+@pytest.mark.slow
+def test_alignment_follows_tokens_in_a_differently_numbered_dataset(trained, no_training, caplog):
+    """A dataset whose ids are shuffled, with tokens missing and one unknown, gets each token's vector."""
+    ds = trained.dataset
+    rng = np.random.default_rng(0)
+    field2id_token = {}
+    for field in (ds.uid_field, ds.iid_field):
+        tokens = list(ds.field2id_token[field][1:])
+        kept = [tokens[i] for i in rng.permutation(len(tokens))][5:]  # drop 5 tokens
+        field2id_token[field] = np.array(["[PAD]", *kept, "no-such-token"])
+    other = SimpleNamespace(
+        uid_field=ds.uid_field,
+        iid_field=ds.iid_field,
+        field2id_token=field2id_token,
+        field2token_id={f: {t: i for i, t in enumerate(v)} for f, v in field2id_token.items()},
+        user_num=len(field2id_token[ds.uid_field]),
+        item_num=len(field2id_token[ds.iid_field]),
+    )
+    with caplog.at_level(logging.WARNING, logger=external.__name__):
+        result = {e.name: e for e in external.load_external_embeddings(trained.config, other)}
+    for name, emb in result.items():
+        reference = trained.result[name]
+        for field, table, ref_table in (
+            (ds.uid_field, emb.user, reference.user),
+            (ds.iid_field, emb.item, reference.item),
+        ):
+            tokens = field2id_token[field]
+            assert table.shape[0] == len(tokens)
+            assert not table[0].any() and not table[-1].any()  # padding and the unknown token stay zero
+            ref_rows = token_rows(ds, field, tokens[1:-1])
+            assert torch.equal(table[1:-1], ref_table[ref_rows])
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(re.search(r"1 of \d+ users have no SASRec vector", m) for m in messages)
+    assert any("5 SASRec items are not in this dataset" in m for m in messages)
+
+
+@pytest.mark.slow
+def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
+    from recbole.utils import init_seed
+
+    config = trained.config
+    for name in ("SASRec", "LightGCN"):
+        path = external.cache_file(config, name)
+        assert re.fullmatch(rf"ml-100k-{name}-[0-9a-f]{{12}}\.pt", os.path.basename(path))
+        assert os.path.dirname(path) == os.path.join(config["checkpoint_dir"], "external")
+        payload = torch.load(path, weights_only=True)  # plain tensors, lists and dicts only
+        assert payload["name"] == name and payload["config"]["epochs"] == 1
+        assert len(payload["item_tokens"]) == payload["item"].shape[0] == trained.dataset.item_num - 1
+        assert set(payload["valid_result"]) >= {"ndcg@10"}
+    with caplog.at_level(logging.INFO, logger=external.__name__):
+        again = external.load_external_embeddings(config, trained.dataset)
+    after = torch.rand(3)
+    assert sum("reusing" in r.getMessage() for r in caplog.records) == 2
+    for emb in again:
+        assert torch.equal(emb.user, trained.result[emb.name].user)
+        assert torch.equal(emb.item, trained.result[emb.name].item)
+    init_seed(config["seed"], config["reproducibility"])
+    assert torch.equal(after, torch.rand(3))
+
+
+@pytest.mark.slow
+def test_sasrec_user_history_is_the_training_history_only(trained):
+    """History = each user's interactions in time order without the last two (validation, test)."""
+    model, train_data = trained.captured["SASRec"]
+    ext = train_data._dataset
+    item_seq, item_seq_len = external.training_histories(ext, model.max_seq_length)
+
+    raw = pd.read_csv(
+        os.path.join(trained.config["data_path"], "ml-100k.inter"), sep="\t", dtype=str, usecols=[0, 1, 3]
+    )
+    raw.columns = ["user", "item", "timestamp"]
+    raw["timestamp"] = raw["timestamp"].astype(float)
+    raw = raw.sort_values("timestamp", kind="stable")  # RecBole's order: time, ties in file order
+    by_user = raw.groupby("user", sort=False)["item"].apply(list)
+
+    users = sorted(ext.field2id_token[ext.uid_field][1:], key=int)[::15][:20]
+    assert len(users) == 20
+    item_tokens = ext.field2id_token[ext.iid_field]
+    expected_seqs = []
+    for user in users:
+        items = by_user[user]
+        expected = items[:-2][-model.max_seq_length :]
+        row = ext.field2token_id[ext.uid_field][user]
+        history = [item_tokens[i] for i in item_seq[row, : item_seq_len[row]].tolist()]
+        assert history == expected
+        assert history[-1] == items[-3]  # ends before the validation (items[-2]) and test (items[-1]) item
+        expected_seqs.append([ext.field2token_id[ext.iid_field][t] for t in expected])
+
+    # The returned user vector is SASRec's representation of exactly that history.
+    seq = torch.zeros(len(users), model.max_seq_length, dtype=torch.long)
+    for i, ids in enumerate(expected_seqs):
+        seq[i, : len(ids)] = torch.tensor(ids)
+    lengths = torch.tensor([len(ids) for ids in expected_seqs])
+    model.eval()
+    with torch.no_grad():
+        representation = model.forward(seq, lengths)
+    rows = token_rows(trained.dataset, trained.dataset.uid_field, users)
+    assert torch.allclose(trained.result["SASRec"].user[rows], representation, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_recbole_checkpoint_gives_the_trained_vectors(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (checkpoint,) = [p for p in (trained.root / "saved").glob("LightGCN-*.pth")]
+    config = galrec_config(
+        tmp_path / "saved",
+        external_models=["LightGCN"],
+        external_checkpoints={"LightGCN": str(checkpoint)},
+    )
+    monkeypatch.setattr(external, "train_external_model", lambda *a, **k: pytest.fail("trained"))
+    (emb,) = external.load_external_embeddings(config, trained.dataset)
+    assert emb.name == "LightGCN"
+    assert torch.allclose(emb.user, trained.result["LightGCN"].user, atol=1e-6)
+    assert torch.allclose(emb.item, trained.result["LightGCN"].item, atol=1e-6)
+    assert os.path.isfile(external.cache_file(config, "LightGCN"))
+    assert external.cache_file(config, "LightGCN") != external.cache_file(
+        galrec_config(tmp_path / "saved"), "LightGCN"
+    )
+
+
+def test_cache_key_changes_with_epochs_and_overrides(workdir):
+    base = external.cache_file(galrec_config(workdir / "saved"), "SASRec")
+    assert base == external.cache_file(galrec_config(workdir / "saved"), "SASRec")
+    assert base != external.cache_file(galrec_config(workdir / "saved", external_epochs=2), "SASRec")
+    wider = {**TINY_EXTERNAL, "SASRec": {**TINY_EXTERNAL["SASRec"], "hidden_size": 32}}
+    assert base != external.cache_file(galrec_config(workdir / "saved", external_config=wider), "SASRec")
+    # runtime settings do not invalidate the cache
+    assert base == external.cache_file(galrec_config(workdir / "saved", show_progress=True), "SASRec")
+
+
+def test_unknown_model_name_is_a_config_error(workdir):
+    config = galrec_config(workdir / "saved", external_models=["SASRec", "Pop"])
+    with pytest.raises(
+        ConfigError, match=r"no extractor for 'Pop'.*Supported external models: 'SASRec', 'LightGCN'"
+    ):
+        external.load_external_embeddings(config, None)
+
+
+def test_missing_checkpoint_is_a_config_error(workdir):
+    missing = workdir / "missing.pth"
+    config = galrec_config(workdir / "saved", external_checkpoints={"SASRec": str(missing)})
+    with pytest.raises(
+        ConfigError, match=rf"external_checkpoints\[SASRec\]: checkpoint '{re.escape(str(missing))}'"
+    ):
+        external.load_external_embeddings(config, None)
+
+
+def test_empty_model_list_returns_nothing(workdir):
+    assert external.load_external_embeddings(galrec_config(workdir / "saved", external_models=[]), None) == []
