@@ -248,3 +248,12 @@ def test_end_to_end_one_epoch(tmp_path, tiny_paths):
     log = proc.stdout + proc.stderr
     assert "train_loss4" in log  # each loss part is logged
     assert "external embeddings: [('SASRec'" in log
+
+
+def test_item_scores_equal_dot_products_with_item_soft_tokens(ml100k):
+    model = build_model(ml100k, item_text_mode="embedding")
+    assert model.item_map is not None and model.item_features.shape[1] == 32  # the text vectors
+    query = torch.randn(3, 32)
+    all_items = torch.arange(model.n_items)
+    expected = query @ model.item_vectors(all_items).T  # [3, n_items]
+    assert torch.allclose(model.item_scores(query), expected, atol=1e-4)

@@ -5,13 +5,16 @@ A batch flows as follows (see README, "How GALRec works"):
 1. Prompts (:mod:`recbole_galrec.prompt`): the user prompt holds the user's soft token, its history items
    (1-hop; soft token, plus text tokens in ``tokens`` mode) and its 2-hop users; the item prompt (only built
    when lambda2 or lambda3 > 0) holds the target item and its 1-hop users.
-2. Soft tokens: external user/item vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by small
-   MLPs into the backbone's hidden size; items also get a learnable id embedding and, in ``embedding`` mode, a
-   mapped text vector encoded once by the backbone.
+2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small
+   MLP into the backbone's hidden size. An item's soft token is a learnable id embedding plus one linear map of
+   its frozen features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the
+   backbone. The item map is linear on purpose: L0 scores every item at every step, and with a linear map
+   ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors
+   (``B * F * n_items`` instead of ``n_items * F * H`` multiply-adds per step).
 3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
 4. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items (scores:
-   ``head(E0_u) . item_table``), and three InfoNCE terms with a MoCo-style queue each
+   ``head(E0_u) . soft token of the item``), and three InfoNCE terms with a MoCo-style queue each
    (:mod:`recbole_galrec.queue`): L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). The L2-norm term of the
    paper is the optimiser's ``weight_decay``.
 
@@ -104,21 +107,19 @@ class GALRec(SequentialRecommender):
             f"external embeddings: {[(e.name, tuple(e.user.shape[1:]), tuple(e.item.shape[1:])) for e in external]}"
         )
         ext_user = torch.cat([e.user for e in external], dim=1) if external else torch.zeros(self.n_users, 0)
-        ext_item = torch.cat([e.item for e in external], dim=1) if external else torch.zeros(self.n_items, 0)
         self.register_buffer("external_user", ext_user.float(), persistent=False)  # [n_users, Du]
-        self.register_buffer("external_item", ext_item.float(), persistent=False)  # [n_items, Di]
         self.user_map = _mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
         self.user_id_embedding = None if self.user_map else nn.Embedding(self.n_users, hidden, padding_idx=0)
-        self.item_map = _mlp(ext_item.shape[1], hidden) if ext_item.shape[1] else None
-        self.item_id_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
+        features = [e.item.float() for e in external]  # [n_items, Di] each
         if s.item_text_mode == "embedding":
             device = config["device"]
             self.backbone.to(device)
-            vectors = self.backbone.encode_text(text_ids.to(device), text_mask.to(device), s.llm_batch_size)
-            self.register_buffer("item_text_vectors", vectors.float().cpu(), persistent=False)  # [n_items, H]
-            self.text_map = nn.Linear(hidden, hidden)
-        else:
-            self.item_text_vectors, self.text_map = None, None
+            text = self.backbone.encode_text(text_ids.to(device), text_mask.to(device), s.llm_batch_size)
+            features.append(text.float().cpu())  # [n_items, H]
+        item_features = torch.cat(features, dim=1) if features else torch.zeros(self.n_items, 0)
+        self.register_buffer("item_features", item_features, persistent=False)  # [n_items, F], frozen
+        self.item_map = nn.Linear(item_features.shape[1], hidden) if item_features.shape[1] else None
+        self.item_id_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
 
         # heads, queues and loss
         self.user_head = nn.Linear(hidden, hidden)
@@ -139,7 +140,6 @@ class GALRec(SequentialRecommender):
         for module in (
             self.user_map,
             self.item_map,
-            self.text_map,
             self.user_head,
             self.contrast_head,
             self.item_id_embedding,
@@ -169,14 +169,21 @@ class GALRec(SequentialRecommender):
         return encoded["input_ids"], encoded["attention_mask"]
 
     # ----------------------------------------------------------------- soft tokens and prompts
-    def item_table(self) -> torch.Tensor:
-        """Every item's soft token, ``[n_items, H]``: mapped external vector + id embedding (+ mapped text)."""
-        table = self.item_id_embedding.weight  # [n_items, H]
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """Soft tokens of item ids of any shape ``[...]`` -> ``[..., H]``: id embedding + map(features)."""
+        vectors = self.item_id_embedding(items)
         if self.item_map is not None:
-            table = table + self.item_map(self.external_item)
-        if self.text_map is not None:
-            table = table + self.text_map(self.item_text_vectors)
-        return table
+            vectors = vectors + self.item_map(self.item_features[items])
+        return vectors
+
+    def item_scores(self, query: torch.Tensor) -> torch.Tensor:
+        """``query . item_vectors(i)`` for every item i: ``[B, H]`` -> ``[B, n_items]``, without building
+        all item vectors (the map is linear)."""
+        scores = query @ self.item_id_embedding.weight.T  # [B, n_items]
+        if self.item_map is not None:
+            projected = query @ self.item_map.weight  # [B, F]
+            scores = scores + projected @ self.item_features.T + (query @ self.item_map.bias)[:, None]
+        return scores
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Soft tokens of user ids of any shape ``[...]`` -> ``[..., H]``."""
@@ -184,12 +191,12 @@ class GALRec(SequentialRecommender):
             return self.user_map(self.external_user[users])
         return self.user_id_embedding(users)
 
-    def _encode(self, prompt: Prompt, item_table: torch.Tensor) -> torch.Tensor:
+    def _encode(self, prompt: Prompt) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states."""
         kind, index = prompt.kind, prompt.index  # [B, T]
         tokens = self.backbone.input_embeddings(torch.where(kind == TOKEN, index, 0))  # [B, T, H]
         users = self.user_vectors(torch.where(kind == USER, index, 0))  # [B, T, H]
-        items = item_table[torch.where(kind == ITEM, index, 0)]  # [B, T, H]
+        items = self.item_vectors(torch.where(kind == ITEM, index, 0))  # [B, T, H]
         embeds = torch.where(
             (kind == TOKEN)[..., None],
             tokens.to(items.dtype),
@@ -221,21 +228,19 @@ class GALRec(SequentialRecommender):
         return taken * (offsets[None, :] < item_seq_len.clamp(max=length)[:, None])
 
     # ----------------------------------------------------------------- forward passes
-    def forward(self, users, item_seq, item_seq_len, item_table=None) -> UserStates:
+    def forward(self, users, item_seq, item_seq_len) -> UserStates:
         """User prompts -> E0_u and E2_u."""
-        item_table = self.item_table() if item_table is None else item_table
         prompt = self.prompts.user_prompts(
             users, self._recent_history(item_seq, item_seq_len), self.user_users[users]
         )
-        states = self._encode(prompt, item_table)  # [B, T, H]
+        states = self._encode(prompt)  # [B, T, H]
         e2, has_e2 = self._pool(states, prompt, HOP2)
         return UserStates(self._last_state(states, prompt), e2, has_e2)
 
-    def encode_items(self, items, item_table=None) -> ItemStates:
+    def encode_items(self, items) -> ItemStates:
         """Item prompts -> E0_i and E1_i."""
-        item_table = self.item_table() if item_table is None else item_table
         prompt = self.prompts.item_prompts(items, self.item_users[items])
-        states = self._encode(prompt, item_table)  # [B, T, H]
+        states = self._encode(prompt)  # [B, T, H]
         e1, has_e1 = self._pool(states, prompt, HOP1)
         return ItemStates(self._last_state(states, prompt), e1, has_e1)
 
@@ -268,15 +273,14 @@ class GALRec(SequentialRecommender):
         targets = interaction[self.POS_ITEM_ID]  # [B]
         if self.key_head is not None:
             self._momentum_update()
-        table = self.item_table()  # [n_items, H]
-        user = self.forward(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], table)
-        logits = self.user_head(user.e0) @ table.T  # [B, n_items]
+        user = self.forward(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        logits = self.item_scores(self.user_head(user.e0))  # [B, n_items]
         l0 = self.loss_fct(logits, targets)
         zero = l0.new_zeros(())
         l1 = self._contrast(0, user.e0, user.e2, user.has_e2) if s.lambda1 > 0 else zero
         l2 = l3 = zero
         if s.uses_item_prompt:
-            item = self.encode_items(targets, table)
+            item = self.encode_items(targets)
             all_rows = torch.ones_like(targets, dtype=torch.bool)
             l2 = self._contrast(1, user.e0, item.e0, all_rows) if s.lambda2 > 0 else zero
             l3 = self._contrast(2, user.e2, item.e1, user.has_e2 & item.has_e1) if s.lambda3 > 0 else zero
@@ -285,15 +289,14 @@ class GALRec(SequentialRecommender):
     # ----------------------------------------------------------------- prediction
     def _user_scores(self, interaction) -> torch.Tensor:
         """Scores of every item for each sequence, ``[B, n_items]``, in chunks of ``llm_batch_size`` prompts."""
-        table = self.item_table()
         users = interaction[self.USER_ID]
         seq, seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         step = self.settings.llm_batch_size
         scores = []
         for start in range(0, users.shape[0], step):
             part = slice(start, start + step)
-            user = self.forward(users[part], seq[part], seq_len[part], table)
-            scores.append(self.user_head(user.e0) @ table.T)  # [b, n_items]
+            user = self.forward(users[part], seq[part], seq_len[part])
+            scores.append(self.item_scores(self.user_head(user.e0)))  # [b, n_items]
         return torch.cat(scores, dim=0)
 
     def predict(self, interaction):
