@@ -43,7 +43,7 @@ import traceback
 from pathlib import Path
 
 from recbole_galrec.cli import parse_overrides
-from recbole_galrec.config import PROPERTIES_DIR, read_config_file
+from recbole_galrec.config import available_profiles, profile_file, read_config_file
 from recbole_galrec.errors import ConfigError, GALRecError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,6 @@ MODEL_LABELS: dict[str, tuple[str, dict]] = {
 }
 DEFAULT_MODELS = list(MODEL_LABELS)
 FIRST_SEED = 2020
-PROFILE_DIR = PROPERTIES_DIR / "profile"
 WORKER_FLAG = "--_one-run"
 # Keys the benchmark sets itself; an override of one of them would be silently lost.
 RESERVED_KEYS = {"seed": "--seeds", "model": "--models", "dataset": "--dataset"}
@@ -135,24 +134,6 @@ def run_config(label: str, overrides: dict, seed: int) -> tuple[str, dict]:
     """The model name and config dict of one run: common overrides, then the label's keys, then the seed."""
     model, extra = resolve_label(label)
     return model, {**overrides, **extra, "seed": seed}
-
-
-def available_profiles() -> list[str]:
-    """Names of the profiles in ``properties/profile/``."""
-    return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
-
-
-def profile_file(name: str | None) -> str | None:
-    """The YAML file of a profile (``None`` for no profile); an unknown name raises ConfigError."""
-    if not name:
-        return None
-    path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"Unknown profile '{name}'. Available profiles: {', '.join(available_profiles()) or 'none'} "
-            f"(the files in {PROFILE_DIR})."
-        )
-    return str(path)
 
 
 def seeds_for(count: int) -> list[int]:

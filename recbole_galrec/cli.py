@@ -1,4 +1,5 @@
-"""Command line: ``run_recbole_galrec.py --model=M --dataset=D [--config_files="a.yaml b.yaml"] [--key=value ...]``.
+"""Command line: ``run_recbole_galrec.py --model=M --dataset=D [--profile=cpu] [--config_files="a.yaml b.yaml"]
+[--key=value ...]``.
 
 Every ``--key=value`` besides the named options is a config override, parsed as a YAML scalar or flow
 collection (``--learning_rate=1e-3``, ``--topk=[5,10]``, ``--train_neg_sample_args=~``); overrides win
@@ -10,6 +11,7 @@ import sys
 
 import yaml
 
+from recbole_galrec.config import profile_file
 from recbole_galrec.errors import ConfigError, GALRecError
 
 
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config_files", default="", help='space-separated YAML files, later ones winning: "a.yaml b.yaml"'
     )
     parser.add_argument("--result_file", default=None, help="write the result as JSON to this path")
+    parser.add_argument(
+        "--profile", default=None, help="a budget profile from properties/profile/ (e.g. cpu), below --config_files"
+    )
     return parser
 
 
@@ -62,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
         overrides = parse_overrides(rest)
+        profile = profile_file(args.profile)
         from recbole_galrec.quick_start import run_recbole_galrec
 
         run_recbole_galrec(
             model=args.model,
             dataset=args.dataset,
-            config_file_list=args.config_files.split() or None,
+            config_file_list=([profile] if profile else []) + args.config_files.split(),
             config_dict=overrides,
             result_file=args.result_file,
         )

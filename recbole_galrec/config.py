@@ -19,6 +19,7 @@ from recbole_galrec.errors import ConfigError
 from recbole_galrec.utils import get_model
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
+PROFILE_DIR = PROPERTIES_DIR / "profile"
 
 
 def property_files(model_name: str, dataset_name: str) -> list[str]:
@@ -29,6 +30,24 @@ def property_files(model_name: str, dataset_name: str) -> list[str]:
         PROPERTIES_DIR / "dataset" / f"{dataset_name}.yaml",
     ]
     return [str(path) for path in candidates if path.is_file()]
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles in ``properties/profile/``."""
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
+
+
+def profile_file(name: str | None) -> str | None:
+    """The YAML file of a profile (``None`` for no profile); an unknown name raises ConfigError."""
+    if not name:
+        return None
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"Unknown profile '{name}'. Available profiles: {', '.join(available_profiles()) or 'none'} "
+            f"(the files in {PROFILE_DIR})."
+        )
+    return str(path)
 
 
 def read_config_file(path: str) -> dict:

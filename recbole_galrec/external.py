@@ -247,8 +247,10 @@ def _data_config(config) -> dict:
 
 
 def _model_param_keys(name: str) -> list[str]:
-    """The keys of a model's YAML defaults (RecBole's and this package's): its hyperparameters."""
+    """The keys of a model's YAML defaults (RecBole's and this package's) but training settings: its
+    hyperparameters."""
     import recbole
+    from recbole.utils.argument_list import training_arguments
 
     keys: set[str] = set()
     for folder in (
@@ -259,7 +261,7 @@ def _model_param_keys(name: str) -> list[str]:
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 keys.update((yaml.safe_load(f) or {}).keys())
-    return sorted(keys)
+    return sorted(keys - set(training_arguments))
 
 
 @dataclass
@@ -286,8 +288,7 @@ def _load_recbole_checkpoint(path: str, name: str) -> dict:
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint or "config" not in checkpoint:
         raise ConfigError(
-            f"external_checkpoints[{name}]: '{path}' is not a RecBole checkpoint "
-            "(it lacks 'config' or 'state_dict')."
+            f"external_checkpoints[{name}]: '{path}' is not a RecBole checkpoint (it lacks 'config' or 'state_dict')."
         )
     trained = _config_value(checkpoint["config"], "model")
     if trained != name:
@@ -393,9 +394,7 @@ def train_external_model(run_config):
 
     model, train_data, valid_data = _build(run_config)
     trainer = get_trainer(run_config["MODEL_TYPE"], run_config["model"])(run_config, model)
-    _, valid_result = trainer.fit(
-        train_data, valid_data, saved=True, show_progress=bool(run_config["show_progress"])
-    )
+    _, valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=bool(run_config["show_progress"]))
     checkpoint = torch.load(trainer.saved_model_file, map_location=run_config["device"], weights_only=False)
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
@@ -481,9 +480,7 @@ def _align(tokens: list[str], vectors: torch.Tensor, token2id: Mapping, n_rows: 
         out[torch.tensor(target)] = vectors[torch.tensor(source)].float()
     missing = n_rows - 1 - len(set(target))
     if missing:
-        logger.warning(
-            f"external {name}: {missing} of {n_rows - 1} {what}s have no {name} vector (left zero)"
-        )
+        logger.warning(f"external {name}: {missing} of {n_rows - 1} {what}s have no {name} vector (left zero)")
     unused = len(tokens) - len(source)
     if unused:
         logger.warning(f"external {name}: {unused} {name} {what}s are not in this dataset (dropped)")
@@ -508,13 +505,11 @@ def load_external_embeddings(config, dataset) -> list[ExternalEmbeddings]:
     """
     from recbole.utils import init_seed
 
-    names = external_model_names(config)
-    for name in names:  # fail on a bad path before anything is trained
-        _checkpoint_path(config, name)
-
+    # Every setting and checkpoint is checked before anything is trained.
+    runs = [_plan(config, name) for name in external_model_names(config)]
     results = []
-    for name in names:
-        run = _plan(config, name)
+    for run in runs:
+        name = run.name
         payload = _read_cache(run.cache_path, name)
         if payload is not None:
             logger.info(f"external {name}: reusing {run.cache_path}")

@@ -55,13 +55,19 @@ def trained(tmp_path_factory):
 
         return wrapper
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        for name, extract in list(external.EXTRACTORS.items()):
-            mp.setitem(external.EXTRACTORS, name, spy(name, extract))
-        config = galrec_config(root / "saved")
-        dataset = create_dataset(config)
-        result = {e.name: e for e in external.load_external_embeddings(config, dataset)}
+    threads = torch.get_num_threads()
+    # One thread: on 2 cores shared with other work, torch's two threads make a SASRec epoch ~10x slower.
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(root)
+            for name, extract in list(external.EXTRACTORS.items()):
+                mp.setitem(external.EXTRACTORS, name, spy(name, extract))
+            config = galrec_config(root / "saved")
+            dataset = create_dataset(config)
+            result = {e.name: e for e in external.load_external_embeddings(config, dataset)}
+    finally:
+        torch.set_num_threads(threads)
     return SimpleNamespace(root=root, config=config, dataset=dataset, result=result, captured=captured)
 
 
@@ -181,62 +187,83 @@ def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
 
 @pytest.mark.slow
 def test_sasrec_user_history_is_the_training_history_only(trained):
-    """History = each user's interactions in time order without the last two (validation, test)."""
+    """A user's history ends with the third-to-last interaction: never the validation or test item."""
     model, train_data = trained.captured["SASRec"]
     ext = train_data._dataset
-    item_seq, item_seq_len = external.training_histories(ext, model.max_seq_length)
+    max_len = model.max_seq_length
+    item_seq, item_seq_len = external.training_histories(ext, max_len)
 
     raw = pd.read_csv(
         os.path.join(trained.config["data_path"], "ml-100k.inter"), sep="\t", dtype=str, usecols=[0, 1, 3]
     )
     raw.columns = ["user", "item", "timestamp"]
-    raw["timestamp"] = raw["timestamp"].astype(float)
-    raw = raw.sort_values("timestamp", kind="stable")  # RecBole's order: time, ties in file order
-    by_user = raw.groupby("user", sort=False)["item"].apply(list)
-
-    users = sorted(ext.field2id_token[ext.uid_field][1:], key=int)[::15][:20]
+    raw["timestamp"] = raw["timestamp"].astype(np.int64)
+    raw = raw.sort_values("timestamp", kind="stable")
+    # Users whose last three interactions are at least 10 s apart from each other and from the earlier ones:
+    # their order does not depend on how ties are broken nor on RecBole's rounding of timestamps (min-max
+    # normalised, held as float32: about 1 s apart at ml-100k's time span).
+    users = []
+    for user in sorted(ext.field2id_token[ext.uid_field][1:], key=int):
+        times = raw.loc[raw["user"] == user, "timestamp"].to_numpy()
+        if np.diff(times[-4:]).min() >= 10:
+            users.append(user)
+        if len(users) == 20:
+            break
     assert len(users) == 20
+
     item_tokens = ext.field2id_token[ext.iid_field]
-    expected_seqs = []
-    for user in users:
-        items = by_user[user]
-        expected = items[:-2][-model.max_seq_length :]
-        row = ext.field2token_id[ext.uid_field][user]
+    rows = token_rows(ext, ext.uid_field, users)
+    for user, row in zip(users, rows, strict=True):
+        items = raw.loc[raw["user"] == user, "item"].tolist()
         history = [item_tokens[i] for i in item_seq[row, : item_seq_len[row]].tolist()]
-        assert history == expected
-        assert history[-1] == items[-3]  # ends before the validation (items[-2]) and test (items[-1]) item
-        expected_seqs.append([ext.field2token_id[ext.iid_field][t] for t in expected])
+        assert history[-1] == items[-3]
+        assert items[-2] not in history and items[-1] not in history  # validation, test
+        assert len(history) == min(max_len, len(items) - 2) and set(history) <= set(items[:-2])
 
     # The returned user vector is SASRec's representation of exactly that history.
-    seq = torch.zeros(len(users), model.max_seq_length, dtype=torch.long)
-    for i, ids in enumerate(expected_seqs):
-        seq[i, : len(ids)] = torch.tensor(ids)
-    lengths = torch.tensor([len(ids) for ids in expected_seqs])
     model.eval()
     with torch.no_grad():
-        representation = model.forward(seq, lengths)
-    rows = token_rows(trained.dataset, trained.dataset.uid_field, users)
-    assert torch.allclose(trained.result["SASRec"].user[rows], representation, atol=1e-5)
+        representation = model.forward(item_seq[rows], item_seq_len[rows])
+    galrec_rows = token_rows(trained.dataset, trained.dataset.uid_field, users)
+    assert torch.allclose(trained.result["SASRec"].user[galrec_rows], representation, atol=1e-5)
+
+
+def recbole_checkpoint(trained, name):
+    (path,) = (trained.root / "saved").glob(f"{name}-*.pth")
+    return str(path)
 
 
 @pytest.mark.slow
-def test_recbole_checkpoint_gives_the_trained_vectors(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["LightGCN", "SASRec"])
+def test_recbole_checkpoint_gives_the_trained_vectors(trained, name, tmp_path, monkeypatch):
+    """No overrides and another history length here: the model is rebuilt as the checkpoint was trained."""
     monkeypatch.chdir(tmp_path)
-    (checkpoint,) = [p for p in (trained.root / "saved").glob("LightGCN-*.pth")]
     config = galrec_config(
         tmp_path / "saved",
-        external_models=["LightGCN"],
-        external_checkpoints={"LightGCN": str(checkpoint)},
+        MAX_ITEM_LIST_LENGTH=20,
+        external_models=[name],
+        external_config={},
+        external_checkpoints={name: recbole_checkpoint(trained, name)},
     )
     monkeypatch.setattr(external, "train_external_model", lambda *a, **k: pytest.fail("trained"))
     (emb,) = external.load_external_embeddings(config, trained.dataset)
-    assert emb.name == "LightGCN"
-    assert torch.allclose(emb.user, trained.result["LightGCN"].user, atol=1e-6)
-    assert torch.allclose(emb.item, trained.result["LightGCN"].item, atol=1e-6)
-    assert os.path.isfile(external.cache_file(config, "LightGCN"))
-    assert external.cache_file(config, "LightGCN") != external.cache_file(
-        galrec_config(tmp_path / "saved"), "LightGCN"
+    assert emb.name == name
+    assert torch.allclose(emb.user, trained.result[name].user, atol=1e-6)
+    assert torch.allclose(emb.item, trained.result[name].item, atol=1e-6)
+    assert os.path.isfile(external.cache_file(config, name))
+    assert external.cache_file(config, name) != external.cache_file(galrec_config(tmp_path / "saved"), name)
+
+
+@pytest.mark.slow
+def test_checkpoint_of_other_data_is_a_config_error(trained, workdir):
+    config = galrec_config(
+        workdir / "saved",
+        user_inter_num_interval="[0,50]",
+        external_models=["SASRec", "LightGCN"],
+        external_checkpoints={"LightGCN": recbole_checkpoint(trained, "LightGCN")},
     )
+    with pytest.raises(ConfigError, match=r"external_checkpoints\[LightGCN\].*other data.*user_inter_num_interval"):
+        external.load_external_embeddings(config, None)
 
 
 def test_cache_key_changes_with_epochs_and_overrides(workdir):
@@ -251,18 +278,14 @@ def test_cache_key_changes_with_epochs_and_overrides(workdir):
 
 def test_unknown_model_name_is_a_config_error(workdir):
     config = galrec_config(workdir / "saved", external_models=["SASRec", "Pop"])
-    with pytest.raises(
-        ConfigError, match=r"no extractor for 'Pop'.*Supported external models: 'SASRec', 'LightGCN'"
-    ):
+    with pytest.raises(ConfigError, match=r"no extractor for 'Pop'.*Supported external models: 'SASRec', 'LightGCN'"):
         external.load_external_embeddings(config, None)
 
 
 def test_missing_checkpoint_is_a_config_error(workdir):
     missing = workdir / "missing.pth"
     config = galrec_config(workdir / "saved", external_checkpoints={"SASRec": str(missing)})
-    with pytest.raises(
-        ConfigError, match=rf"external_checkpoints\[SASRec\]: checkpoint '{re.escape(str(missing))}'"
-    ):
+    with pytest.raises(ConfigError, match=rf"external_checkpoints\[SASRec\]: checkpoint '{re.escape(str(missing))}'"):
         external.load_external_embeddings(config, None)
 
 
