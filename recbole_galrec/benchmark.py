@@ -43,7 +43,7 @@ import traceback
 from pathlib import Path
 
 from recbole_galrec.cli import parse_overrides
-from recbole_galrec.config import available_profiles, profile_file, read_config_file
+from recbole_galrec.config import available_profiles, profile_file, profile_files, read_config_file
 from recbole_galrec.errors import ConfigError, GALRecError
 
 logger = logging.getLogger(__name__)
@@ -280,9 +280,12 @@ def worker(spec_file: str) -> int:
     return 0 if run["status"] == "ok" else 1
 
 
-def execute_run(label: str, seed: int, dataset: str, files: list[str], overrides: dict, out: Path) -> dict:
+def execute_run(
+    label: str, seed: int, dataset: str, profile: str | None, files: list[str], overrides: dict, out: Path
+) -> dict:
     """Run one (label, seed) in a fresh Python process and return its record."""
     model, config_dict = run_config(label, overrides, seed)
+    files = profile_files(profile, model) + files
     folder = out / "runs" / dataset
     folder.mkdir(parents=True, exist_ok=True)
     stem = run_stem(label, seed)
@@ -472,10 +475,10 @@ def run_benchmark(
     for label in labels:
         resolve_label(label)
     check_overrides(overrides)
-    profile_path = profile_file(profile)
+    profile_file(profile)  # an unknown profile fails before any run
     for path in config_files:
         read_config_file(path)
-    files = ([profile_path] if profile_path else []) + [os.path.abspath(path) for path in config_files]
+    files = [os.path.abspath(path) for path in config_files]
     out.mkdir(parents=True, exist_ok=True)
     header = {
         "dataset": dataset,
@@ -496,7 +499,7 @@ def run_benchmark(
             logger.info(f"{prefix}: skipped, already ok in {out / f'{dataset}.json'}")
             continue
         logger.info(f"{prefix}: start (elapsed {time.perf_counter() - start:.1f} s)")
-        run = execute_run(label, seed, dataset, files, overrides, out)
+        run = execute_run(label, seed, dataset, profile, files, overrides, out)
         record_run(results, run)
         write_outputs(results, out)
         logger.info(

@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from recbole_galrec.config import profile_file
+from recbole_galrec.config import profile_files
 from recbole_galrec.errors import ConfigError, GALRecError
 
 
@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
         overrides = parse_overrides(rest)
-        profile = profile_file(args.profile)
+        profile = profile_files(args.profile, args.model)
         from recbole_galrec.quick_start import run_recbole_galrec
 
         run_recbole_galrec(
             model=args.model,
             dataset=args.dataset,
-            config_file_list=([profile] if profile else []) + args.config_files.split(),
+            config_file_list=profile + args.config_files.split(),
             config_dict=overrides,
             result_file=args.result_file,
         )

@@ -50,6 +50,16 @@ def profile_file(name: str | None) -> str | None:
     return str(path)
 
 
+def profile_files(name: str | None, model_name: str) -> list[str]:
+    """A profile's files for one model: ``profile/<name>.yaml``, then ``profile/<name>/<model>.yaml`` if the
+    profile has one for that model (e.g. GALRec's smaller batch under ``cpu``)."""
+    general = profile_file(name)
+    if general is None:
+        return []
+    specific = PROFILE_DIR / name / f"{model_name}.yaml"
+    return [general] + ([str(specific)] if specific.is_file() else [])
+
+
 def read_config_file(path: str) -> dict:
     """Read one user config file, with a clear error if it is missing or not a YAML mapping."""
     if not os.path.isfile(path):
