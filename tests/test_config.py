@@ -53,7 +53,7 @@ def test_property_files_order():
         "/model/SASRec.yaml",
         "/dataset/ml-100k.yaml",
     ]
-    assert len(property_files("Pop", "some-unknown-dataset")) == 1
+    assert len(property_files("BPR", "some-unknown-dataset")) == 1
 
 
 def test_parse_overrides_types():
