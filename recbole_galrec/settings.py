@@ -11,7 +11,8 @@ from typing import Any
 
 from recbole_galrec.errors import ConfigError
 
-# Prefixes of GALRec's keys: a config key with one of these prefixes that is not a field is a misspelling.
+# Prefixes of GALRec's keys: a config key with one of these prefixes that is not a field is a misspelling
+# (so is any key very close to a field's name, such as "lamda1").
 _KEY_PREFIXES = (
     "llm_",
     "prompt_",
@@ -109,7 +110,11 @@ class GALRecSettings:
         """Read every field from a RecBole ``Config`` (or any mapping with ``final_config_dict``-like keys)."""
         values = dict(config.final_config_dict) if hasattr(config, "final_config_dict") else dict(config)
         names = [f.name for f in fields(cls)]
-        unknown = [k for k in values if k.startswith(_KEY_PREFIXES) and k not in names]
+        unknown = [
+            k
+            for k in values
+            if k not in names and (k.startswith(_KEY_PREFIXES) or difflib.get_close_matches(k, names, 1, 0.9))
+        ]
         if unknown:
             hints = [
                 f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k

@@ -1,0 +1,72 @@
+"""GALRec's keys: every default documented and valid; each bad value fails with a message naming the key."""
+
+import re
+
+import pytest
+import yaml
+
+from recbole_galrec.config import PROPERTIES_DIR
+from recbole_galrec.errors import ConfigError
+from recbole_galrec.settings import GALRecSettings
+
+YAML_FILE = PROPERTIES_DIR / "model" / "GALRec.yaml"
+
+
+def defaults() -> dict:
+    return yaml.safe_load(YAML_FILE.read_text())
+
+
+def test_defaults_are_valid():
+    settings = GALRecSettings.from_config(defaults())
+    assert settings.llm_tuning == "lora" and settings.external_models == ["SASRec", "LightGCN"]
+    assert settings.uses_item_prompt
+
+
+def test_every_key_carries_a_type_comment():
+    for line in YAML_FILE.read_text().splitlines():
+        match = re.match(r"^(\w+):", line)
+        if match:
+            assert re.search(r"# \((str|int|float|list|dict|bool)\) ", line) or line.rstrip().endswith(":") \
+                or re.match(r'^\w+: ".*"$', line), f"{match.group(1)} has no '# (type) meaning' comment"
+
+
+def test_misspelt_key_is_an_error_with_a_suggestion():
+    values = defaults() | {"lamda1": 0.5, "lambda_1": 0.5}
+    with pytest.raises(ConfigError, match=r"Unknown GALRec config keys: lamda1 \(did you mean lambda1\?\), lambda_1"):
+        GALRecSettings.from_config(values)
+
+
+def test_missing_key_is_an_error():
+    values = defaults()
+    del values["queue_size"]
+    with pytest.raises(ConfigError, match="GALRec config keys missing: queue_size"):
+        GALRecSettings.from_config(values)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("llm_tuning", "half", "llm_tuning must be one of lora, full, frozen"),
+        ("item_text_mode", "words", "item_text_mode must be one of tokens, embedding, none"),
+        ("llm_dtype", "int8", "llm_dtype must be one of"),
+        ("train_sample", "some", "train_sample must be one of all, one_per_user"),
+        ("contrast_tau", 0.0, "contrast_tau must be > 0"),
+        ("queue_momentum", 1.0, r"queue_momentum must be in \[0, 1\)"),
+        ("lambda2", -0.1, "lambda2 must be >= 0"),
+        ("queue_size", -1, "queue_size must be >= 0"),
+        ("llm_num_layers", 0, "llm_num_layers must be >= 1"),
+        ("prompt_history_len", "20", "prompt_history_len must be an integer"),
+        ("lambda1", "high", "lambda1 must be a number"),
+        ("external_models", {"SASRec": 1}, "external_models must be a list"),
+        ("prompt_user_template", "{user} {history}", r"must contain \{neighbors\} exactly once"),
+        ("prompt_item_template", "{item} {item}", r"must contain \{item\} exactly once"),
+    ],
+)
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        GALRecSettings.from_config(defaults() | {key: value})
+
+
+def test_item_prompt_is_skipped_without_l2_and_l3():
+    settings = GALRecSettings.from_config(defaults() | {"lambda2": 0.0, "lambda3": 0.0})
+    assert not settings.uses_item_prompt
