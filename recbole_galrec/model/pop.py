@@ -3,8 +3,8 @@
 RecBole's Pop adds 1 to ``item_cnt[items]`` with a plain indexed assignment, which counts an item once per
 training batch however often it appears in that batch; its popularity (and every Pop result) then depends on
 ``train_batch_size``. It also counts sampled negatives as interactions. This subclass counts every positive
-interaction once (``properties/model/Pop.yaml`` also turns negative sampling off); the rest is RecBole's. Being a model of
-this package, it shadows RecBole's Pop in :func:`recbole_galrec.utils.get_model`.
+interaction once (``properties/model/Pop.yaml`` also turns negative sampling off); the rest is RecBole's.
+Being a model of this package, it shadows RecBole's Pop in :func:`recbole_galrec.utils.get_model`.
 """
 
 import torch
