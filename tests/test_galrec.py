@@ -11,6 +11,7 @@ import torch
 from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.data.dataset import training_histories
+from recbole_galrec.errors import ConfigError
 from recbole_galrec.prompt import ITEM
 from tests.conftest import REPO_ROOT
 
@@ -257,3 +258,17 @@ def test_item_scores_equal_dot_products_with_item_soft_tokens(ml100k):
     all_items = torch.arange(model.n_items)
     expected = query @ model.item_vectors(all_items).T  # [3, n_items]
     assert torch.allclose(model.item_scores(query), expected, atol=1e-4)
+
+
+def test_dataset_without_the_text_fields_is_a_clear_error(workdir):
+    config = build_config("GALRec", "ml-100k", config_dict={"item_text_fields": ["no_such_field"]})
+    with pytest.raises(ConfigError, match=r"None of the item text fields \['no_such_field'\].*item_text_mode: none"):
+        create_dataset(config).build()
+
+
+def test_text_off_needs_no_text_fields(workdir):
+    config = build_config(
+        "GALRec", "ml-100k", config_dict={"item_text_fields": ["no_such_field"], "item_text_mode": "none"}
+    )
+    train = create_dataset(config).build()[0]
+    assert set(train.item_texts) == {""} and len(train.item_texts) == train.item_num
