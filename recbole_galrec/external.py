@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from logging import getLogger
 
-import numpy as np
 import torch
 import yaml
 
 from recbole_galrec.config import PROPERTIES_DIR, build_config
+from recbole_galrec.data.dataset import training_histories
 from recbole_galrec.errors import ConfigError
 
 logger = getLogger(__name__)
@@ -78,54 +78,23 @@ class ExternalEmbeddings:
 # dataset's internal id order.
 
 
-def training_histories(train_dataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each user's training history, from a sequential training split.
-
-    RecBole's sequential training samples are prefixes (``item_id_list``) of a user's interactions with
-    the next item as target; the user's latest training sample plus its target is the whole training
-    history. Returns ``item_seq`` [user_num, max_len] (internal item ids, left-aligned, 0-padded, the
-    last ``max_len`` items) and ``item_seq_len`` [user_num] (0 for users without a training sample).
-    """
-    inter = train_dataset.inter_feat
-    uid_field, iid_field = train_dataset.uid_field, train_dataset.iid_field
-    list_field = getattr(train_dataset, "item_id_list_field", iid_field + train_dataset.config["LIST_SUFFIX"])
-    length_field = train_dataset.item_list_length_field
-    n_users = train_dataset.user_num
-    item_seq = torch.zeros(n_users, max_len, dtype=torch.long)
-    item_seq_len = torch.zeros(n_users, dtype=torch.long)
-    if len(inter) == 0:
-        return item_seq, item_seq_len
-
-    uids = inter[uid_field].numpy()
-    lengths = inter[length_field].numpy()
-    rows = np.arange(len(inter))
-    time_field = train_dataset.time_field
-    times = inter[time_field].numpy() if time_field and time_field in inter else rows
-    # Per user, the latest sample: longest prefix, then latest target, then last row (stable order).
-    order = np.lexsort((rows, times, lengths, uids))
-    sorted_uids = uids[order]
-    is_last = np.r_[sorted_uids[1:] != sorted_uids[:-1], True]
-    picked = torch.from_numpy(order[is_last])
-
-    prefixes = inter[list_field][picked]
-    targets = inter[iid_field][picked]
-    prefix_len = inter[length_field][picked]
-    full = torch.cat([prefixes, torch.zeros(len(picked), 1, dtype=prefixes.dtype)], dim=1)
-    full[torch.arange(len(picked)), prefix_len] = targets
-    full_len = prefix_len + 1
-    users = inter[uid_field][picked]
-    for row, user in enumerate(users.tolist()):
-        n = int(full_len[row])
-        seq = full[row, :n][-max_len:]
-        item_seq[user, : len(seq)] = seq
-        item_seq_len[user] = len(seq)
+def padded_training_histories(train_dataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each user's training history (:func:`recbole_galrec.data.dataset.training_histories`) as SASRec input:
+    ``item_seq`` [user_num, max_len] (the last ``max_len`` items, left-aligned, 0-padded) and ``item_seq_len``
+    [user_num] (0 for users without a training sample)."""
+    item_seq = torch.zeros(train_dataset.user_num, max_len, dtype=torch.long)
+    item_seq_len = torch.zeros(train_dataset.user_num, dtype=torch.long)
+    for user, items in training_histories(train_dataset).items():
+        tail = items[-max_len:]
+        item_seq[user, : len(tail)] = torch.as_tensor(tail, dtype=torch.long)
+        item_seq_len[user] = len(tail)
     return item_seq, item_seq_len
 
 
 @torch.no_grad()
 def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
-    item_seq, item_seq_len = training_histories(train_data._dataset, model.max_seq_length)
+    item_seq, item_seq_len = padded_training_histories(train_data._dataset, model.max_seq_length)
     user = torch.zeros(item_seq.size(0), model.hidden_size)
     with_history = torch.nonzero(item_seq_len > 0).flatten()
     device = model.item_embedding.weight.device

@@ -191,7 +191,7 @@ def test_sasrec_user_history_is_the_training_history_only(trained):
     model, train_data = trained.captured["SASRec"]
     ext = train_data._dataset
     max_len = model.max_seq_length
-    item_seq, item_seq_len = external.training_histories(ext, max_len)
+    item_seq, item_seq_len = external.padded_training_histories(ext, max_len)
 
     raw = pd.read_csv(
         os.path.join(trained.config["data_path"], "ml-100k.inter"), sep="\t", dtype=str, usecols=[0, 1, 3]
