@@ -98,8 +98,8 @@ class PromptBuilder:
         if self.item_text_ids is None:
             return soft
         b, n = items.shape
-        text = self.item_text_ids[items]  # [B, L, Lt]
-        text_valid = self.item_text_mask[items].bool() & (items[:, :, None] != 0)  # [B, L, Lt]
+        text = self.item_text_ids.to(items.device)[items]  # [B, L, Lt] (no copy when already there)
+        text_valid = self.item_text_mask.to(items.device)[items].bool() & (items[:, :, None] != 0)  # [B, L, Lt]
         kind = torch.cat([soft[0].view(b, n, 1), torch.full_like(text, TOKEN)], dim=2)  # [B, L, 1 + Lt]
         index = torch.cat([soft[1].view(b, n, 1), text], dim=2)
         valid = torch.cat([soft[3].view(b, n, 1), text_valid], dim=2)

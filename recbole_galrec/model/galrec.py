@@ -99,7 +99,7 @@ class GALRec(SequentialRecommender):
             tokenize=lambda text: self.backbone.tokenizer(text, add_special_tokens=False)["input_ids"],
             item_text_ids=text_ids if s.item_text_mode == "tokens" else None,
             item_text_mask=text_mask if s.item_text_mode == "tokens" else None,
-        )
+        ).to(config["device"])  # prompts are built where the batch is; the model follows to config["device"]
 
         # soft tokens: external embeddings (frozen) -> mapping layers
         external = load_external_embeddings(config, dataset)
