@@ -272,3 +272,15 @@ def test_text_off_needs_no_text_fields(workdir):
     )
     train = create_dataset(config).build()[0]
     assert set(train.item_texts) == {""} and len(train.item_texts) == train.item_num
+
+
+def test_momentum_key_head_follows_the_query_head_without_gradients(ml100k):
+    model = build_model(ml100k, queue_momentum=0.5).train()
+    assert not any(p.requires_grad for p in model.key_head.parameters())
+    assert any(k.startswith("key_head.") for k in model.state_dict())
+    with torch.no_grad():
+        model.contrast_head.weight.add_(1.0)  # move the query head away from the key head
+    before = model.key_head.weight.detach().clone()
+    model.calculate_loss(first_batch(ml100k[2])[:8])
+    expected = 0.5 * before + 0.5 * model.contrast_head.weight.detach()
+    assert torch.allclose(model.key_head.weight, expected, atol=1e-6)
