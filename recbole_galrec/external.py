@@ -14,6 +14,12 @@ Only training interactions shape the vectors: LightGCN's graph holds the trainin
 SASRec user vector encodes the user's training history (never the validation or test item).
 Validation is used for early stopping only.
 
+A sequential model's user vector is a function of a history, so SASRec's cache also keeps its frozen sequence
+encoder (:class:`SASRecUserEncoder`): GALRec recomputes the vector of a prompt's own user from the history in
+that prompt. A training prefix, a validation history and a test history (which ends with the validation item)
+then each get SASRec's vector for exactly that history, not one fixed vector of the whole training history
+(which would hold a training prefix's target and be one item out of date at test time).
+
 RecBole numbers users and items per dataset build, so vectors are aligned by token (the raw id in the
 atomic files), not by internal id. The cache stores vectors in token order and can be aligned with any
 build of the dataset. ``key`` is a digest of every setting that shapes the vectors, so a changed setting
@@ -32,6 +38,7 @@ from logging import getLogger
 
 import torch
 import yaml
+from torch import nn
 
 from recbole_galrec.config import PROPERTIES_DIR, build_config
 from recbole_galrec.data.dataset import training_histories
@@ -61,21 +68,84 @@ _SHARED_KEYS = (
 # Keys that change where or how fast a run goes, not the vectors it yields: left out of the cache key.
 _RUNTIME_KEYS = frozenset({"device", "use_gpu", "gpu_id", "checkpoint_dir", "show_progress", "worker"})
 # Bump when extraction changes, so that older cache files are not reused.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+
+
+def recent_items(item_seq: torch.Tensor, item_seq_len: torch.Tensor, length: int) -> torch.Tensor:
+    """The last ``length`` items of each left-aligned, 0-padded sequence ``[B, L]``, again left-aligned and
+    0-padded: ``[B, length]``."""
+    offsets = torch.arange(length, device=item_seq.device)  # [length]
+    start = (item_seq_len - length).clamp(min=0)  # [B]
+    positions = (start[:, None] + offsets).clamp(max=item_seq.shape[1] - 1)  # [B, length]
+    taken = torch.gather(item_seq, 1, positions)  # [B, length]
+    return taken * (offsets[None, :] < item_seq_len.clamp(max=length)[:, None])
+
+
+class SASRecUserEncoder(nn.Module):
+    """A trained SASRec's sequence encoder, frozen: item history ``[B, L]`` -> user vector ``[B, d]``.
+
+    Built from the ``encoder`` entry of a SASRec cache (hyperparameters and the weights of the position
+    embedding, input LayerNorm and transformer), with ``item_table`` ``[n_items, d]``: SASRec's item
+    embeddings aligned with the ids of the dataset it is used on. It computes what RecBole's ``SASRec.forward``
+    computes in evaluation mode, from the last ``max_seq_length`` items of each history. Always in
+    evaluation mode (no dropout) and without gradients; its weights are not part of a GALRec checkpoint.
+    """
+
+    def __init__(self, encoder: Mapping, item_table: torch.Tensor):
+        super().__init__()
+        from recbole.model.layers import TransformerEncoder
+
+        h = encoder["hparams"]
+        self.max_seq_length = int(h["max_seq_length"])
+        self.register_buffer("item_table", item_table.float(), persistent=False)  # [n_items, d]
+        self.position_embedding = nn.Embedding(self.max_seq_length, int(h["hidden_size"]))
+        self.LayerNorm = nn.LayerNorm(int(h["hidden_size"]), eps=float(h["layer_norm_eps"]))
+        self.trm_encoder = TransformerEncoder(
+            n_layers=int(h["n_layers"]),
+            n_heads=int(h["n_heads"]),
+            hidden_size=int(h["hidden_size"]),
+            inner_size=int(h["inner_size"]),
+            hidden_dropout_prob=0.0,
+            attn_dropout_prob=0.0,
+            hidden_act=str(h["hidden_act"]),
+            layer_norm_eps=float(h["layer_norm_eps"]),
+        )
+        self.load_state_dict(encoder["state"])
+        self.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # frozen: never in training mode
+
+    @torch.no_grad()
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        item_seq = recent_items(item_seq, item_seq_len, min(self.max_seq_length, item_seq.shape[1]))  # [B, L]
+        length = item_seq_len.clamp(min=1, max=item_seq.shape[1])  # [B]
+        positions = torch.arange(item_seq.shape[1], device=item_seq.device)  # [L]
+        hidden = self.item_table[item_seq] + self.position_embedding(positions)[None]  # [B, L, d]
+        hidden = self.LayerNorm(hidden)
+        causal = torch.tril((item_seq != 0)[:, None, None, :].expand(-1, -1, item_seq.shape[1], -1))
+        mask = torch.where(causal, 0.0, -10000.0)  # [B, 1, L, L], as RecBole's get_attention_mask
+        hidden = self.trm_encoder(hidden, mask, output_all_encoded_layers=False)[-1]  # [B, L, d]
+        user = hidden[torch.arange(hidden.shape[0], device=hidden.device), length - 1]  # [B, d]
+        return user * (item_seq_len > 0)[:, None]  # no history: zero, as a user without a training sample
 
 
 @dataclass
 class ExternalEmbeddings:
-    """One external model's vectors, rows in the GALRec dataset's internal id order (row 0: padding)."""
+    """One external model's vectors, rows in the GALRec dataset's internal id order (row 0: padding).
+
+    ``encoder`` (SASRec only) recomputes a user vector from any history (:class:`SASRecUserEncoder`)."""
 
     name: str
     user: torch.Tensor  # [n_users, d] float32
     item: torch.Tensor  # [n_items, d] float32
+    encoder: SASRecUserEncoder | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
-# Extractors: (model, train_data, batch_size) -> (user [ext users, d], item [ext items, d]) in the external
-# dataset's internal id order.
+# Extractors: (model, train_data, batch_size) -> (user [ext users, d], item [ext items, d], encoder or None)
+# in the external dataset's internal id order. ``encoder`` is what :class:`SASRecUserEncoder` is built from.
 
 
 def padded_training_histories(train_dataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,14 +172,30 @@ def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, t
         users = with_history[start : start + batch_size]
         output = model.forward(item_seq[users].to(device), item_seq_len[users].to(device))
         user[users] = output.float().cpu()
-    return user, model.item_embedding.weight.detach().float().cpu()
+    encoder = {
+        "hparams": {
+            "max_seq_length": model.max_seq_length,
+            "hidden_size": model.hidden_size,
+            "layer_norm_eps": model.layer_norm_eps,
+            "n_layers": model.n_layers,
+            "n_heads": model.n_heads,
+            "inner_size": model.inner_size,
+            "hidden_act": model.hidden_act,
+        },
+        "state": {
+            name: tensor.detach().float().cpu().clone()
+            for name, tensor in model.state_dict().items()
+            if name.split(".")[0] in ("position_embedding", "LayerNorm", "trm_encoder")
+        },
+    }
+    return user, model.item_embedding.weight.detach().float().cpu(), encoder
 
 
 @torch.no_grad()
 def _extract_lightgcn(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     user, item = model.forward()
-    return user.detach().float().cpu(), item.detach().float().cpu()
+    return user.detach().float().cpu(), item.detach().float().cpu(), None
 
 
 EXTRACTORS: dict[str, Callable] = {"SASRec": _extract_sasrec, "LightGCN": _extract_lightgcn}
@@ -386,7 +472,7 @@ def _from_checkpoint(run: _ExternalRun):
 
 def _payload(run: _ExternalRun, model, train_data, valid_result) -> dict:
     batch_size = int(run.config["eval_batch_size"] or 1024)
-    user, item = EXTRACTORS[run.name](model, train_data, batch_size)
+    user, item, encoder = EXTRACTORS[run.name](model, train_data, batch_size)
     dataset = train_data._dataset
     user_tokens = [str(t) for t in dataset.field2id_token[dataset.uid_field]]
     item_tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
@@ -402,6 +488,7 @@ def _payload(run: _ExternalRun, model, train_data, valid_result) -> dict:
         "item_tokens": item_tokens[1:],
         "user": user[1:].float().contiguous().clone(),
         "item": item[1:].float().contiguous().clone(),
+        "encoder": encoder,
         "config": run.key_config,
         "valid_result": None if valid_result is None else {str(k): float(v) for k, v in valid_result.items()},
     }
@@ -497,27 +584,11 @@ def load_external_embeddings(config, dataset) -> list[ExternalEmbeddings]:
             payload = _payload(run, model, train_data, valid_result)
             _save_atomic(payload, run.cache_path)
             logger.info(f"external {name}: cached {run.cache_path}")
-        results.append(
-            ExternalEmbeddings(
-                name=name,
-                user=_align(
-                    payload["user_tokens"],
-                    payload["user"],
-                    _token2id(dataset, dataset.uid_field),
-                    dataset.user_num,
-                    "user",
-                    name,
-                ),
-                item=_align(
-                    payload["item_tokens"],
-                    payload["item"],
-                    _token2id(dataset, dataset.iid_field),
-                    dataset.item_num,
-                    "item",
-                    name,
-                ),
-            )
-        )
+        user_ids, item_ids = _token2id(dataset, dataset.uid_field), _token2id(dataset, dataset.iid_field)
+        user = _align(payload["user_tokens"], payload["user"], user_ids, dataset.user_num, "user", name)
+        item = _align(payload["item_tokens"], payload["item"], item_ids, dataset.item_num, "item", name)
+        encoder = SASRecUserEncoder(payload["encoder"], item) if payload.get("encoder") else None
+        results.append(ExternalEmbeddings(name=name, user=user, item=item, encoder=encoder))
     # The GALRec run that follows starts from the same random state whether or not a cache existed.
     init_seed(config["seed"], config["reproducibility"])
     return results

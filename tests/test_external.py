@@ -181,6 +181,11 @@ def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
     for emb in again:
         assert torch.equal(emb.user, trained.result[emb.name].user)
         assert torch.equal(emb.item, trained.result[emb.name].item)
+        first = trained.result[emb.name].encoder
+        assert (emb.encoder is None) == (first is None) == (emb.name != "SASRec")
+        if first is not None:
+            saved, loaded = first.state_dict(), emb.encoder.state_dict()
+            assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
     init_seed(config["seed"], config["reproducibility"])
     assert torch.equal(after, torch.rand(3))
 
@@ -226,6 +231,34 @@ def test_sasrec_user_history_is_the_training_history_only(trained):
         representation = model.forward(item_seq[rows], item_seq_len[rows])
     galrec_rows = token_rows(trained.dataset, trained.dataset.uid_field, users)
     assert torch.allclose(trained.result["SASRec"].user[galrec_rows], representation, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sasrec_encoder_computes_sasrec_on_any_history(trained):
+    """The cached encoder, on the GALRec dataset's ids, gives what the trained SASRec gives on its own ids, for
+    histories that are not training histories too (here: random ones, some longer than SASRec reads)."""
+    model, train_data = trained.captured["SASRec"]
+    ext, ds = train_data._dataset, trained.dataset
+    encoder = trained.result["SASRec"].encoder
+    assert encoder is not None and not any(p.requires_grad for p in encoder.parameters())
+    max_len = model.max_seq_length
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, max_len + 6, (32,), generator=generator)  # [B], up to 5 past max_len
+    ext_seq = torch.randint(1, ext.item_num, (32, max_len + 5), generator=generator)
+    ext_seq = ext_seq * (torch.arange(max_len + 5)[None, :] < lengths[:, None])  # left-aligned, 0-padded
+    # the same items in the GALRec dataset's numbering
+    tokens = ext.field2id_token[ext.iid_field]
+    to_galrec = torch.tensor([0] + token_rows(ds, ds.iid_field, [str(t) for t in tokens[1:]]))
+    galrec_seq = to_galrec[ext_seq]
+
+    model.eval()
+    with torch.no_grad():
+        tail = external.recent_items(ext_seq, lengths, max_len)  # SASRec reads the last max_len items
+        expected = model.forward(tail, lengths.clamp(max=max_len))
+    encoder.train()  # stays in evaluation mode: no dropout
+    assert not encoder.training
+    assert torch.allclose(encoder(galrec_seq, lengths), expected, atol=1e-5)
+    assert not encoder(galrec_seq[:2] * 0, torch.zeros(2, dtype=torch.long)).any()  # no history: zero
 
 
 def recbole_checkpoint(trained, name):

@@ -12,6 +12,7 @@ from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.data.dataset import training_histories
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.external import recent_items
 from recbole_galrec.prompt import ITEM
 from tests.conftest import REPO_ROOT
 
@@ -138,9 +139,8 @@ def test_test_item_never_in_the_test_prompt(ml100k):
     _, _, _, _, test = ml100k
     batch = test._dataset.inter_feat[:200]
     users = batch[model.USER_ID]
-    prompt = model.prompts.user_prompts(
-        users, model._recent_history(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]), model.user_users[users]
-    )
+    history = recent_items(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], model.settings.prompt_history_len)
+    prompt = model.prompts.user_prompts(users, history, model.user_users[users])
     targets = batch[model.POS_ITEM_ID]
     item_positions = torch.where(prompt.kind == ITEM, prompt.index, 0)  # [B, T]
     histories = training_histories(ml100k[2]._dataset)
@@ -182,7 +182,7 @@ def test_text_modes_change_the_prompt_length(ml100k):
     for mode in ("tokens", "embedding", "none"):
         model = build_model(ml100k, item_text_mode=mode)
         users = batch[model.USER_ID]
-        history = model._recent_history(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        history = recent_items(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], model.settings.prompt_history_len)
         lengths[mode] = model.prompts.user_prompts(users, history, model.user_users[users]).kind.shape[1]
     assert lengths["tokens"] > lengths["embedding"] == lengths["none"]
 
@@ -230,16 +230,27 @@ def test_end_to_end_one_epoch(tmp_path, tiny_paths):
         tiny_paths["bert"],
         external_models=["SASRec", "LightGCN"],
         external_epochs=1,
-        external_config={"SASRec": {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "train_batch_size": 1024},
-                         "LightGCN": {"embedding_size": 16, "n_layers": 1, "train_batch_size": 4096}},
+        external_config={
+            "SASRec": {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "train_batch_size": 1024},
+            "LightGCN": {"embedding_size": 16, "n_layers": 1, "train_batch_size": 4096},
+        },
         train_sample="one_per_user",
         epochs=1,
     )
     args = [f"--{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "run_recbole_galrec.py"), "--model=GALRec", "--dataset=ml-100k",
-         "--result_file=result.json", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO_ROOT / "run_recbole_galrec.py"),
+            "--model=GALRec",
+            "--dataset=ml-100k",
+            "--result_file=result.json",
+            *args,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads((tmp_path / "result.json").read_text())
@@ -284,3 +295,101 @@ def test_momentum_key_head_follows_the_query_head_without_gradients(ml100k):
     model.calculate_loss(first_batch(ml100k[2])[:8])
     expected = 0.5 * before + 0.5 * model.contrast_head.weight.detach()
     assert torch.allclose(model.key_head.weight, expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------ sequential external models
+def random_sasrec_encoder(hidden: int, max_len: int) -> dict:
+    """What a SASRec cache stores for its encoder, with random weights."""
+    from recbole.model.layers import TransformerEncoder
+    from torch import nn
+
+    modules = nn.ModuleDict(
+        {
+            "position_embedding": nn.Embedding(max_len, hidden),
+            "LayerNorm": nn.LayerNorm(hidden, eps=1e-12),
+            "trm_encoder": TransformerEncoder(n_layers=1, n_heads=2, hidden_size=hidden, inner_size=2 * hidden),
+        }
+    )
+    hparams = {"max_seq_length": max_len, "hidden_size": hidden, "layer_norm_eps": 1e-12, "n_layers": 1}
+    hparams |= {"n_heads": 2, "inner_size": 2 * hidden, "hidden_act": "gelu"}
+    return {"hparams": hparams, "state": modules.state_dict()}
+
+
+@pytest.fixture
+def with_sasrec(ml100k, monkeypatch):
+    """GALRec's external models replaced by a random 'SASRec' (with encoder) and 'LightGCN' (without)."""
+    from recbole_galrec.external import ExternalEmbeddings, SASRecUserEncoder
+    from recbole_galrec.model import galrec
+
+    _, dataset, _, _, _ = ml100k
+    generator = torch.Generator().manual_seed(1)
+    sasrec_item = torch.randn(dataset.item_num, 8, generator=generator)
+    sasrec_item[0] = 0
+    externals = [
+        ExternalEmbeddings(
+            "SASRec",
+            torch.randn(dataset.user_num, 8, generator=generator),
+            sasrec_item,
+            SASRecUserEncoder(random_sasrec_encoder(8, 10), sasrec_item),
+        ),
+        ExternalEmbeddings(
+            "LightGCN",
+            torch.randn(dataset.user_num, 4, generator=generator),
+            torch.randn(dataset.item_num, 4, generator=generator),
+        ),
+    ]
+    monkeypatch.setattr(galrec, "load_external_embeddings", lambda config, dataset: externals)
+    return externals
+
+
+def test_own_user_token_is_recomputed_from_the_prompt_history(ml100k, with_sasrec):
+    """The prompt's own user gets SASRec's vector of the prompt's history (plus LightGCN's fixed one); 2-hop
+    users keep the fixed vectors of their training histories."""
+    sasrec, lightgcn = with_sasrec
+    model = build_model(ml100k).eval()
+    test = ml100k[4]
+    batch = test._dataset.inter_feat[:8]
+    users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    with torch.no_grad():
+        own = model.own_user_vectors(users, seq, seq_len)
+        features = torch.cat([sasrec.encoder(seq, seq_len), lightgcn.user[users]], dim=1)
+        assert torch.allclose(own, model.user_map(features), atol=1e-6)
+        # the vector follows the history: dropping the last item (the validation item at test time) changes it
+        shorter = model.own_user_vectors(users, seq, seq_len - 1)
+        assert not torch.allclose(own, shorter)
+        neighbours = model.user_users[users]
+        fixed = model.user_map(torch.cat([sasrec.user[neighbours], lightgcn.user[neighbours]], dim=-1))
+        assert torch.allclose(model.user_vectors(neighbours), fixed, atol=1e-6)
+    # the frozen encoder trains nothing and is not saved
+    assert not any(p.requires_grad for p in model.user_encoders.parameters())
+    assert not any(key.startswith("user_encoders.") for key in model.state_dict())
+
+
+def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
+    """Only the prompt's own USER position carries the recomputed token."""
+    from recbole_galrec.prompt import OWN, USER
+
+    model = build_model(ml100k).eval()
+    batch = first_batch(ml100k[2])[:4]
+    seen = {}
+    backbone_forward, user_prompts = model.backbone.forward, model.prompts.user_prompts
+
+    def record_embeddings(embeds, mask):
+        seen["embeds"] = embeds
+        return backbone_forward(embeds, mask)
+
+    def record_prompt(*args):
+        seen["prompt"] = user_prompts(*args)
+        return seen["prompt"]
+
+    monkeypatch.setattr(model.backbone, "forward", record_embeddings)
+    monkeypatch.setattr(model.prompts, "user_prompts", record_prompt)
+    with torch.no_grad():
+        model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        own = model.own_user_vectors(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    prompt, embeds = seen["prompt"], seen["embeds"]
+    is_own = (prompt.kind == USER) & (prompt.segment == OWN)
+    assert is_own.sum(dim=1).tolist() == [1, 1, 1, 1]
+    assert torch.allclose(embeds[is_own], own, atol=1e-6)
+    others = (prompt.kind == USER) & ~is_own
+    assert torch.allclose(embeds[others], model.user_vectors(prompt.index[others]), atol=1e-6)

@@ -6,7 +6,9 @@ A batch flows as follows (see README, "How GALRec works"):
    (1-hop; soft token, plus text tokens in ``tokens`` mode) and its 2-hop users; the item prompt (only built
    when lambda2 or lambda3 > 0) holds the target item and its 1-hop users.
 2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small
-   MLP into the backbone's hidden size. An item's soft token is a learnable id embedding plus one linear map of
+   MLP into the backbone's hidden size. The prompt's own user takes SASRec's vector of the prompt's own history,
+   recomputed by SASRec's frozen encoder (a training prefix, the validation history and the test history each
+   get theirs); other users (2-hop, an item's users) take the vectors of their training histories. An item's soft token is a learnable id embedding plus one linear map of
    its frozen features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the
    backbone. The item map is linear on purpose: L0 scores every item at every step, and with a linear map
    ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors
@@ -33,9 +35,9 @@ from torch import nn
 
 from recbole_galrec.backbone import load_backbone
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.external import load_external_embeddings
+from recbole_galrec.external import load_external_embeddings, recent_items
 from recbole_galrec.losses import info_nce
-from recbole_galrec.prompt import HOP1, HOP2, ITEM, TOKEN, USER, Prompt, PromptBuilder, task_tokens
+from recbole_galrec.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, task_tokens
 from recbole_galrec.queue import KeyQueue
 from recbole_galrec.settings import GALRecSettings
 
@@ -108,6 +110,11 @@ class GALRec(SequentialRecommender):
         )
         ext_user = torch.cat([e.user for e in external], dim=1) if external else torch.zeros(self.n_users, 0)
         self.register_buffer("external_user", ext_user.float(), persistent=False)  # [n_users, Du]
+        # Sequential external models give the prompt's own user the vector of the prompt's history, computed at
+        # run time by their frozen encoder; (first column, encoder) per such model.
+        self.user_encoders = nn.ModuleList(e.encoder for e in external if e.encoder is not None)
+        columns = torch.cumsum(torch.tensor([0] + [e.user.shape[1] for e in external]), 0).tolist()
+        self._encoder_columns = [columns[i] for i, e in enumerate(external) if e.encoder is not None]
         self.user_map = _mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
         self.user_id_embedding = None if self.user_map else nn.Embedding(self.n_users, hidden, padding_idx=0)
         features = [e.item.float() for e in external]  # [n_items, Di] each
@@ -186,16 +193,32 @@ class GALRec(SequentialRecommender):
         return scores
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """Soft tokens of user ids of any shape ``[...]`` -> ``[..., H]``."""
+        """Soft tokens of user ids of any shape ``[...]`` -> ``[..., H]`` (external vectors of the training
+        history)."""
         if self.user_map is not None:
             return self.user_map(self.external_user[users])
         return self.user_id_embedding(users)
 
-    def _encode(self, prompt: Prompt) -> torch.Tensor:
-        """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states."""
+    def own_user_vectors(self, users, item_seq, item_seq_len) -> torch.Tensor:
+        """Soft token of a prompt's own user ``[B, H]``: like :meth:`user_vectors`, but each sequential external
+        model's part is recomputed from the prompt's history ``item_seq`` ``[B, L]``."""
+        if self.user_map is None:
+            return self.user_id_embedding(users)
+        features = self.external_user[users].clone()  # [B, Du]
+        for column, encoder in zip(self._encoder_columns, self.user_encoders, strict=True):
+            vector = encoder(item_seq, item_seq_len)  # [B, d]
+            features[:, column : column + vector.shape[1]] = vector
+        return self.user_map(features)
+
+    def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
+        """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
+        ``own_user`` ``[B, H]``, when given, is the soft token of the prompt's own user."""
         kind, index = prompt.kind, prompt.index  # [B, T]
         tokens = self.backbone.input_embeddings(torch.where(kind == TOKEN, index, 0))  # [B, T, H]
         users = self.user_vectors(torch.where(kind == USER, index, 0))  # [B, T, H]
+        if own_user is not None:
+            is_own = ((kind == USER) & (prompt.segment == OWN))[..., None]  # [B, T, 1]
+            users = torch.where(is_own, own_user[:, None, :], users)
         items = self.item_vectors(torch.where(kind == ITEM, index, 0))  # [B, T, H]
         embeds = torch.where(
             (kind == TOKEN)[..., None],
@@ -218,22 +241,12 @@ class GALRec(SequentialRecommender):
     def _last_state(states: torch.Tensor, prompt: Prompt) -> torch.Tensor:
         return states[torch.arange(states.shape[0], device=states.device), prompt.last]  # [B, H]
 
-    def _recent_history(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """The last ``prompt_history_len`` items of each sequence, oldest first, 0-padded: ``[B, L]``."""
-        length = self.settings.prompt_history_len
-        offsets = torch.arange(length, device=item_seq.device)  # [L]
-        start = (item_seq_len - length).clamp(min=0)  # [B]
-        positions = (start[:, None] + offsets).clamp(max=item_seq.shape[1] - 1)  # [B, L]
-        taken = torch.gather(item_seq, 1, positions)  # [B, L]
-        return taken * (offsets[None, :] < item_seq_len.clamp(max=length)[:, None])
-
     # ----------------------------------------------------------------- forward passes
     def forward(self, users, item_seq, item_seq_len) -> UserStates:
         """User prompts -> E0_u and E2_u."""
-        prompt = self.prompts.user_prompts(
-            users, self._recent_history(item_seq, item_seq_len), self.user_users[users]
-        )
-        states = self._encode(prompt)  # [B, T, H]
+        history = recent_items(item_seq, item_seq_len, self.settings.prompt_history_len)  # [B, L]
+        prompt = self.prompts.user_prompts(users, history, self.user_users[users])
+        states = self._encode(prompt, self.own_user_vectors(users, item_seq, item_seq_len))  # [B, T, H]
         e2, has_e2 = self._pool(states, prompt, HOP2)
         return UserStates(self._last_state(states, prompt), e2, has_e2)
 
