@@ -53,6 +53,7 @@ class GALRecSettings:
     external_epochs: int
     external_stopping_step: int
     external_config: dict[str, dict]
+    external_user_skip: bool
     lambda1: float
     lambda2: float
     lambda3: float
@@ -153,7 +154,9 @@ def _typed(key: str, value: Any, annotation) -> Any:
             raise ConfigError(f"{key} must be a mapping, got {value!r}.")
         return dict(value)
     if annotation is bool or text.startswith("bool"):
-        return bool(value)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be True or False, got {value!r}.")
+        return value
     if "int" in text and "float" not in text:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be an integer, got {value!r}.")

@@ -351,12 +351,11 @@ def test_own_user_token_is_recomputed_from_the_prompt_history(ml100k, with_sasre
     batch = test._dataset.inter_feat[:8]
     users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
     with torch.no_grad():
-        own = model.own_user_vectors(users, seq, seq_len)
-        features = torch.cat([sasrec.encoder(seq, seq_len), lightgcn.user[users]], dim=1)
-        assert torch.allclose(own, model.user_map(features), atol=1e-6)
+        own = model.own_user_features(users, seq, seq_len)
+        assert torch.equal(own, torch.cat([sasrec.encoder(seq, seq_len), lightgcn.user[users]], dim=1))
         # the vector follows the history: dropping the last item (the validation item at test time) changes it
-        shorter = model.own_user_vectors(users, seq, seq_len - 1)
-        assert not torch.allclose(own, shorter)
+        shorter = model.own_user_features(users, seq, seq_len - 1)
+        assert not torch.allclose(own[:, :8], shorter[:, :8]) and torch.equal(own[:, 8:], shorter[:, 8:])
         neighbours = model.user_users[users]
         fixed = model.user_map(torch.cat([sasrec.user[neighbours], lightgcn.user[neighbours]], dim=-1))
         assert torch.allclose(model.user_vectors(neighbours), fixed, atol=1e-6)
@@ -386,10 +385,26 @@ def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
     monkeypatch.setattr(model.prompts, "user_prompts", record_prompt)
     with torch.no_grad():
         model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
-        own = model.own_user_vectors(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+        own = model.own_user_vectors(users, model.own_user_features(users, seq, seq_len))
     prompt, embeds = seen["prompt"], seen["embeds"]
     is_own = (prompt.kind == USER) & (prompt.segment == OWN)
     assert is_own.sum(dim=1).tolist() == [1, 1, 1, 1]
     assert torch.allclose(embeds[is_own], own, atol=1e-6)
     others = (prompt.kind == USER) & ~is_own
     assert torch.allclose(embeds[others], model.user_vectors(prompt.index[others]), atol=1e-6)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_scoring_query_with_and_without_the_external_skip(ml100k, with_sasrec, skip):
+    model = build_model(ml100k, external_user_skip=skip).eval()
+    batch = first_batch(ml100k[2])[:4]
+    with torch.no_grad():
+        user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        expected = model.user_head(user.e0)
+        if skip:
+            expected = expected + model.user_skip(user.external)
+        assert torch.allclose(model.query(user), expected, atol=1e-6)
+        assert torch.allclose(model.full_sort_predict(batch), model.item_scores(expected), atol=1e-5)
+    assert (model.user_skip is not None) == skip
+    assert any(key.startswith("user_skip.") for key in model.state_dict()) == skip

@@ -58,6 +58,7 @@ def test_missing_key_is_an_error():
         ("prompt_history_len", "20", "prompt_history_len must be an integer"),
         ("lambda1", "high", "lambda1 must be a number"),
         ("external_models", {"SASRec": 1}, "external_models must be a list"),
+        ("external_user_skip", "False", "external_user_skip must be True or False"),
         ("prompt_user_template", "{user} {history}", r"must contain \{neighbors\} exactly once"),
         ("prompt_item_template", "{item} {item}", r"must contain \{item\} exactly once"),
     ],

@@ -8,15 +8,17 @@ A batch flows as follows (see README, "How GALRec works"):
 2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small
    MLP into the backbone's hidden size. The prompt's own user takes SASRec's vector of the prompt's own history,
    recomputed by SASRec's frozen encoder (a training prefix, the validation history and the test history each
-   get theirs); other users (2-hop, an item's users) take the vectors of their training histories. An item's soft token is a learnable id embedding plus one linear map of
-   its frozen features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the
-   backbone. The item map is linear on purpose: L0 scores every item at every step, and with a linear map
-   ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors
-   (``B * F * n_items`` instead of ``n_items * F * H`` multiply-adds per step).
+   get theirs); other users (2-hop, an item's users) take the vectors of their training histories. An item's
+   soft token is a learnable id embedding plus one linear map of its frozen features: its external vectors
+   and, in ``embedding`` mode, its text vector encoded once by the backbone. The item map is linear on purpose:
+   L0 scores every item at every step, and with a linear map ``q . (W x_i + b)`` is computed as
+   ``(q W) . x_i + q . b``, never materialising all item vectors (``B * F * n_items`` instead of
+   ``n_items * F * H`` multiply-adds per step).
 3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
 4. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items (scores:
-   ``head(E0_u) . soft token of the item``), and three InfoNCE terms with a MoCo-style queue each
+   ``query . soft token of the item``, the query being ``head(E0_u)``, plus with ``external_user_skip`` a
+   linear map of the own user's external vectors), and three InfoNCE terms with a MoCo-style queue each
    (:mod:`recbole_galrec.queue`): L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). The L2-norm term of the
    paper is the optimiser's ``weight_decay``.
 
@@ -49,6 +51,7 @@ class UserStates:
     e0: torch.Tensor  # [B, H] state at the prompt's last position
     e2: torch.Tensor  # [B, H] mean state over the 2-hop users
     has_e2: torch.Tensor  # [B] the user has at least one 2-hop user
+    external: torch.Tensor  # [B, Du] the own user's external vectors (SASRec's from the prompt's history)
 
 
 @dataclass
@@ -130,6 +133,7 @@ class GALRec(SequentialRecommender):
 
         # heads, queues and loss
         self.user_head = nn.Linear(hidden, hidden)
+        self.user_skip = nn.Linear(ext_user.shape[1], hidden) if s.external_user_skip and ext_user.shape[1] else None
         self.contrast_head = nn.Linear(hidden, s.contrast_dim)
         self.key_head = None
         if s.queue_momentum > 0:  # MoCo: keys from a slowly moving copy of the head
@@ -148,6 +152,7 @@ class GALRec(SequentialRecommender):
             self.user_map,
             self.item_map,
             self.user_head,
+            self.user_skip,
             self.contrast_head,
             self.item_id_embedding,
             self.user_id_embedding,
@@ -199,16 +204,26 @@ class GALRec(SequentialRecommender):
             return self.user_map(self.external_user[users])
         return self.user_id_embedding(users)
 
-    def own_user_vectors(self, users, item_seq, item_seq_len) -> torch.Tensor:
-        """Soft token of a prompt's own user ``[B, H]``: like :meth:`user_vectors`, but each sequential external
-        model's part is recomputed from the prompt's history ``item_seq`` ``[B, L]``."""
-        if self.user_map is None:
-            return self.user_id_embedding(users)
+    def own_user_features(self, users, item_seq, item_seq_len) -> torch.Tensor:
+        """External vectors of a prompt's own user ``[B, Du]``: each sequential external model's part is
+        recomputed from the prompt's history ``item_seq`` ``[B, L]``, the others are the users' rows."""
         features = self.external_user[users].clone()  # [B, Du]
         for column, encoder in zip(self._encoder_columns, self.user_encoders, strict=True):
             vector = encoder(item_seq, item_seq_len)  # [B, d]
             features[:, column : column + vector.shape[1]] = vector
-        return self.user_map(features)
+        return features
+
+    def own_user_vectors(self, users, features) -> torch.Tensor:
+        """Soft token of a prompt's own user ``[B, H]`` from :meth:`own_user_features`."""
+        return self.user_map(features) if self.user_map is not None else self.user_id_embedding(users)
+
+    def query(self, user: "UserStates") -> torch.Tensor:
+        """The scoring query ``[B, H]``: a head on E0_u, plus (``external_user_skip``) a linear map of the own
+        user's external vectors, a skip connection around the backbone."""
+        query = self.user_head(user.e0)
+        if self.user_skip is not None:
+            query = query + self.user_skip(user.external)
+        return query
 
     def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
@@ -246,9 +261,10 @@ class GALRec(SequentialRecommender):
         """User prompts -> E0_u and E2_u."""
         history = recent_items(item_seq, item_seq_len, self.settings.prompt_history_len)  # [B, L]
         prompt = self.prompts.user_prompts(users, history, self.user_users[users])
-        states = self._encode(prompt, self.own_user_vectors(users, item_seq, item_seq_len))  # [B, T, H]
+        features = self.own_user_features(users, item_seq, item_seq_len)  # [B, Du]
+        states = self._encode(prompt, self.own_user_vectors(users, features))  # [B, T, H]
         e2, has_e2 = self._pool(states, prompt, HOP2)
-        return UserStates(self._last_state(states, prompt), e2, has_e2)
+        return UserStates(self._last_state(states, prompt), e2, has_e2, features)
 
     def encode_items(self, items) -> ItemStates:
         """Item prompts -> E0_i and E1_i."""
@@ -287,7 +303,7 @@ class GALRec(SequentialRecommender):
         if self.key_head is not None:
             self._momentum_update()
         user = self.forward(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        logits = self.item_scores(self.user_head(user.e0))  # [B, n_items]
+        logits = self.item_scores(self.query(user))  # [B, n_items]
         l0 = self.loss_fct(logits, targets)
         zero = l0.new_zeros(())
         l1 = self._contrast(0, user.e0, user.e2, user.has_e2) if s.lambda1 > 0 else zero
@@ -309,7 +325,7 @@ class GALRec(SequentialRecommender):
         for start in range(0, users.shape[0], step):
             part = slice(start, start + step)
             user = self.forward(users[part], seq[part], seq_len[part])
-            scores.append(self.item_scores(self.user_head(user.e0)))  # [b, n_items]
+            scores.append(self.item_scores(self.query(user)))  # [b, n_items]
         return torch.cat(scores, dim=0)
 
     def predict(self, interaction):
