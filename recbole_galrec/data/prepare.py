@@ -372,18 +372,29 @@ def _read_item_table(
 # --------------------------------------------------------------------------- sources
 
 
+def _read_reviews(file: _InputFile, user_key: str, item_key: str, timestamp, allow_literal: bool) -> list:
+    """One interaction per review object of ``file``; ``timestamp(review, lineno)`` reads its time."""
+    records = []
+    for lineno, review in file.objects(allow_literal=allow_literal):
+        user = file.identifier(review, user_key, lineno)
+        item = file.identifier(review, item_key, lineno)
+        records.append(Interaction(user, item, timestamp(review, lineno)))
+    logger.info("read %d reviews from %s", len(records), file.path)
+    return records
+
+
 def read_amazon(reviews: Path, meta: Path) -> SourceData:
     """Amazon 2014: a review file and a metadata file, gzipped or plain."""
     review_file = _InputFile(
         Path(reviews), "--reviews", "an Amazon 2014 review file (reviews_*.json.gz, one JSON object a line)"
     )
-    records = []
-    for lineno, review in review_file.objects(allow_literal=True):
-        user = review_file.identifier(review, "reviewerID", lineno)
-        item = review_file.identifier(review, "asin", lineno)
-        timestamp = review_file.number(review.get("unixReviewTime"), "unixReviewTime", lineno)
-        records.append(Interaction(user, item, timestamp))
-    logger.info("read %d reviews from %s", len(records), review_file.path)
+    records = _read_reviews(
+        review_file,
+        "reviewerID",
+        "asin",
+        lambda review, lineno: review_file.number(review.get("unixReviewTime"), "unixReviewTime", lineno),
+        allow_literal=True,
+    )
 
     meta_file = _InputFile(
         Path(meta), "--meta", "an Amazon 2014 metadata file (meta_*.json.gz, one Python dict literal a line)"
@@ -428,13 +439,13 @@ def read_yelp(business: Path, reviews: Path) -> SourceData:
     review_file = _InputFile(
         Path(reviews), "--reviews", "Yelp's yelp_academic_dataset_review.json (one JSON object a line)"
     )
-    records = []
-    for lineno, review in review_file.objects(allow_literal=False):
-        user = review_file.identifier(review, "user_id", lineno)
-        item = review_file.identifier(review, "business_id", lineno)
-        timestamp = _yelp_timestamp(review_file, review.get("date"), lineno)
-        records.append(Interaction(user, item, timestamp))
-    logger.info("read %d reviews from %s", len(records), review_file.path)
+    records = _read_reviews(
+        review_file,
+        "user_id",
+        "business_id",
+        lambda review, lineno: _yelp_timestamp(review_file, review.get("date"), lineno),
+        allow_literal=False,
+    )
 
     business_file = _InputFile(
         Path(business), "--business", "Yelp's yelp_academic_dataset_business.json (one JSON object a line)"
