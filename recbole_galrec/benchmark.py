@@ -184,7 +184,7 @@ def machine_info() -> dict:
 def load_results(path: Path, header: dict) -> dict:
     """The results file at ``path`` (a new one if absent), checked to hold runs of the same settings."""
     if not path.is_file():
-        return {**header, "runs": []}
+        return {**header, "commands": [header["command"]], "runs": []}
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -197,7 +197,10 @@ def load_results(path: Path, header: dict) -> dict:
                 f"{path} holds runs made with {key} {results.get(key)!r}, not {header[key]!r}: "
                 "use another --output, or move the file away to start over."
             )
-    return {**results, **header, "runs": list(results.get("runs", []))}
+    commands = list(results.get("commands") or [results.get("command")])  # files of older versions: "command"
+    if header["command"] not in commands:
+        commands.append(header["command"])
+    return {**results, **header, "commands": commands, "runs": list(results.get("runs", []))}
 
 
 def record_run(results: dict, run: dict) -> None:
@@ -399,12 +402,21 @@ def markdown_table(results: dict) -> str:
     machine = results.get("machine") or {}
     lines += [
         "",
-        f"Produced by `{results['command']}` on {machine.get('platform')}, "
+        f"Produced by {_commands_text(results)} on {machine.get('platform')}, "
         f"Python {machine.get('python')}, torch {machine.get('torch')}, {machine.get('cpu_count')} CPUs, "
         f"GPU: {machine.get('cuda_device') or 'none'}. "
         f"Each run's record is in `{results['dataset']}.json`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _commands_text(results: dict) -> str:
+    """The command, or the commands of an interrupted and resumed benchmark, in order."""
+    commands = results.get("commands") or [results["command"]]
+    text = f"`{commands[0]}`"
+    if len(commands) > 1:
+        text += ", resumed by " + ", then ".join(f"`{c}`" for c in commands[1:])
+    return text
 
 
 def write_markdown(results: dict, path: Path) -> None:

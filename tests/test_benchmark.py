@@ -221,3 +221,16 @@ def test_cpu_profile_and_unknown_profile():
     assert benchmark.profile_file(None) is None
     with pytest.raises(ConfigError, match="Available profiles: cpu"):
         benchmark.profile_file("gpu")
+
+
+def test_resumed_benchmark_lists_every_command(tmp_path):
+    header = {"dataset": "d", "profile": None, "config_files": [], "settings": {}, "machine": {}}
+    path = tmp_path / "d.json"
+    first = benchmark.load_results(path, header | {"command": "first"})
+    assert first["commands"] == ["first"]
+    path.write_text(json.dumps(first))
+    resumed = benchmark.load_results(path, header | {"command": "second"})
+    assert resumed["commands"] == ["first", "second"] and resumed["command"] == "second"
+    path.write_text(json.dumps(resumed))
+    assert benchmark.load_results(path, header | {"command": "first"})["commands"] == ["first", "second"]
+    assert "Produced by `first`, resumed by `second` on" in benchmark.markdown_table(resumed)
