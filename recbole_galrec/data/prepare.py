@@ -383,6 +383,16 @@ def _read_reviews(file: _InputFile, user_key: str, item_key: str, timestamp, all
     return records
 
 
+def _item_objects(file: _InputFile, key: str, wanted: set[str], allow_literal: bool):
+    """``(item id, object)`` for the first object of each wanted item in ``file``; the others are skipped."""
+    seen: set[str] = set()
+    for lineno, record in file.objects(allow_literal=allow_literal):
+        item = file.identifier(record, key, lineno)
+        if item in wanted and item not in seen:
+            seen.add(item)
+            yield item, record
+
+
 def read_amazon(reviews: Path, meta: Path) -> SourceData:
     """Amazon 2014: a review file and a metadata file, gzipped or plain."""
     review_file = _InputFile(
@@ -401,10 +411,7 @@ def read_amazon(reviews: Path, meta: Path) -> SourceData:
     )
     wanted = {record.item for record in records}
     item_text: ItemText = {}
-    for lineno, product in meta_file.objects(allow_literal=True):
-        item = meta_file.identifier(product, "asin", lineno)
-        if item not in wanted or item in item_text:
-            continue
+    for item, product in _item_objects(meta_file, "asin", wanted, allow_literal=True):
         fields = {}
         if "title" in product:
             fields["title"] = clean_text(product["title"])
@@ -452,10 +459,7 @@ def read_yelp(business: Path, reviews: Path) -> SourceData:
     )
     wanted = {record.item for record in records}
     item_text: ItemText = {}
-    for lineno, place in business_file.objects(allow_literal=False):
-        item = business_file.identifier(place, "business_id", lineno)
-        if item not in wanted or item in item_text:
-            continue
+    for item, place in _item_objects(business_file, "business_id", wanted, allow_literal=False):
         categories = place.get("categories")
         if isinstance(categories, str):
             categories = categories.split(",")
