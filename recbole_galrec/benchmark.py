@@ -35,6 +35,7 @@ import platform
 import re
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -311,13 +312,17 @@ def execute_run(
     record_file.unlink(missing_ok=True)
     start = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "recbole_galrec.benchmark", f"{WORKER_FLAG}={spec_file}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            check=False,
         )
+        try:
+            proc.wait()
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the run goes down with the benchmark
+            _stop(proc)
+            raise
     wall = time.perf_counter() - start
     if record_file.is_file():
         run = json.loads(record_file.read_text(encoding="utf-8"))
@@ -329,6 +334,20 @@ def execute_run(
     run["wall_seconds"] = wall
     run["log"] = str(log_file.relative_to(out))
     return run
+
+
+def _stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """Terminate a worker process, killing it if it has not exited after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _interrupt_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # a terminated benchmark stops its run and exits as on Ctrl-C
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -606,4 +625,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     sys.exit(main())

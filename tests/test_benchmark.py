@@ -2,11 +2,13 @@
 
 import json
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import yaml
 
@@ -234,3 +236,27 @@ def test_resumed_benchmark_lists_every_command(tmp_path):
     path.write_text(json.dumps(resumed))
     assert benchmark.load_results(path, header | {"command": "first"})["commands"] == ["first", "second"]
     assert "Produced by `first`, resumed by `second` on" in benchmark.markdown_table(resumed)
+
+
+@pytest.mark.slow
+def test_terminated_benchmark_stops_its_run(workdir):
+    """SIGTERM to the benchmark ends the run it is waiting on: no worker is left behind."""
+    command = [sys.executable, "-m", "recbole_galrec.benchmark", "--dataset=ml-100k", "--models=SASRec"]
+    parent = subprocess.Popen(
+        [*command, "--epochs=100", "--output=out"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    workers = []
+    while not workers and time.monotonic() < deadline and parent.poll() is None:
+        workers = psutil.Process(parent.pid).children()
+        time.sleep(0.2)
+    assert workers, "the benchmark started no worker"
+    parent.send_signal(signal.SIGTERM)
+    _, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive, f"worker {[p.pid for p in alive]} still running"
