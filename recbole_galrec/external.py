@@ -162,7 +162,7 @@ def padded_training_histories(train_dataset, max_len: int) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
-def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
     model.eval()
     item_seq, item_seq_len = padded_training_histories(train_data._dataset, model.max_seq_length)
     user = torch.zeros(item_seq.size(0), model.hidden_size)
@@ -192,7 +192,7 @@ def _extract_sasrec(model, train_data, batch_size: int) -> tuple[torch.Tensor, t
 
 
 @torch.no_grad()
-def _extract_lightgcn(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _extract_lightgcn(model, train_data, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, None]:
     model.eval()
     user, item = model.forward()
     return user.detach().float().cpu(), item.detach().float().cpu(), None
