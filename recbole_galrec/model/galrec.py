@@ -1,6 +1,6 @@
 """GALRec: Graph-Aware Learning for language-model-driven sequential recommendation.
 
-A batch flows as follows (see README, "How GALRec works"):
+A batch flows as follows (see the README, section "GALRec"):
 
 1. Prompts (:mod:`recbole_galrec.prompt`): the user prompt holds the user's soft token, its history items
    (1-hop; soft token, plus text tokens in ``tokens`` mode) and its 2-hop users; the item prompt (only built
