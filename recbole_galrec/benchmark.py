@@ -80,14 +80,16 @@ RESERVED_KEYS = {"seed": "--seeds", "model": "--models", "dataset": "--dataset"}
 
 # Columns of the markdown table: (key, header, decimals). Metric keys are read from a run's "test" dict.
 METRIC_COLUMNS = ["hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10"]
-RUN_COLUMNS = ["seconds_per_epoch", "epochs_run", "peak_rss_mib", "trainable_params"]
 TABLE_COLUMNS: list[tuple[str, str, int]] = [
     *[(key, key, 4) for key in METRIC_COLUMNS],
-    ("seconds_per_epoch", "s / epoch", 3),
+    ("best_valid_epoch", "best epoch", 1),
     ("epochs_run", "epochs", 1),
+    ("seconds_per_epoch", "s / epoch", 3),
+    ("wall_seconds", "wall s", 0),
     ("peak_rss_mib", "peak RSS MiB", 0),
     ("trainable_params", "trainable params", 0),
 ]
+RUN_COLUMNS = [key for key, _, _ in TABLE_COLUMNS if key not in METRIC_COLUMNS]  # read from the run record
 # Every key of a run record; a failed run has None where it has no value.
 RUN_KEYS = [
     "model",
@@ -363,8 +365,11 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """One row per model label (in order of first appearance): seeds, failures, mean and std per column."""
-    labels = list(dict.fromkeys(run["model"] for run in runs))
+    """One row per model label (the default models in their order, then others as they first appear): seeds,
+    failures, mean and std per column."""
+    seen = list(dict.fromkeys(run["model"] for run in runs))
+    labels = [label for label in DEFAULT_MODELS if label in seen]
+    labels += [label for label in seen if label not in DEFAULT_MODELS]
     rows = []
     for label in labels:
         ok = [run for run in runs if run["model"] == label and run.get("status") == "ok"]
@@ -409,7 +414,9 @@ def markdown_table(results: dict) -> str:
         f"- settings applied to every model: {_settings_text(results.get('settings') or {})}",
         f"- config files: {' '.join(f'`{f}`' for f in files) if files else 'none'}",
         "",
-        "Test metrics of the best validation checkpoint; mean ± sample standard deviation over seeds.",
+        "Test metrics of the best validation checkpoint; mean ± sample standard deviation over seeds. "
+        "Epochs are numbered from 0, as RecBole logs them; wall s is the whole run (data, training, "
+        "validation, test).",
         "",
         "| model | seeds | " + " | ".join(header for _, header, _ in TABLE_COLUMNS) + " |",
         "|---|---:|" + "---:|" * len(TABLE_COLUMNS),
@@ -424,9 +431,16 @@ def markdown_table(results: dict) -> str:
         f"Produced by {_commands_text(results)} on {machine.get('platform')}, "
         f"Python {machine.get('python')}, torch {machine.get('torch')}, {machine.get('cpu_count')} CPUs, "
         f"GPU: {machine.get('cuda_device') or 'none'}. "
-        f"Each run's record is in `{results['dataset']}.json`.",
+        f"The runs took {_duration(sum(run.get('wall_seconds') or 0.0 for run in results['runs']))} of wall "
+        f"time in all. Each run's record is in `{results['dataset']}.json`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    """``12862.4`` -> ``"12,862 s (3 h 34 min)"``."""
+    minutes = round(seconds / 60)
+    return f"{seconds:,.0f} s ({minutes // 60} h {minutes % 60} min)"
 
 
 def _commands_text(results: dict) -> str:

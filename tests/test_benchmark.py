@@ -204,6 +204,19 @@ def test_summarize_mean_and_sample_std():
     assert b["ndcg@10"] == {"mean": 0.5, "std": 0.0}
 
 
+def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
+    def run(label, wall):
+        test = dict.fromkeys(benchmark.METRIC_COLUMNS, 0.1)
+        return {"model": label, "seed": 2020, "status": "ok", "test": test, "wall_seconds": wall}
+
+    labels = ["Pop", "MyModel", "SASRec", "GALRec"]
+    results = {"dataset": "d", "command": "c", "runs": [run(label, 3000.0) for label in labels]}
+    assert [row["model"] for row in benchmark.summarize(results["runs"])] == ["GALRec", "SASRec", "Pop", "MyModel"]
+    markdown = benchmark.markdown_table(results)
+    assert list(table_rows(markdown)) == ["GALRec", "SASRec", "Pop", "MyModel"]
+    assert "The runs took 12,000 s (3 h 20 min) of wall time in all." in markdown
+
+
 def test_cpu_profile_and_unknown_profile():
     path = benchmark.profile_file("cpu")
     with open(path, encoding="utf-8") as f:
