@@ -194,7 +194,9 @@ def load_results(path: Path, header: dict) -> dict:
         raise ConfigError(
             f"{path} is not valid JSON ({err}); move it away to start a new benchmark."
         ) from None
-    for key in ("dataset", "profile", "settings", "config_files"):
+    # The report names one machine and one configuration for all its runs: a resumed benchmark must match them
+    # (timings of two machines, or results of two torch versions, are not one comparison).
+    for key in ("dataset", "profile", "settings", "config_files", "machine"):
         if results.get(key) != header[key]:
             raise ConfigError(
                 f"{path} holds runs made with {key} {results.get(key)!r}, not {header[key]!r}: "

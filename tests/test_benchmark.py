@@ -15,7 +15,7 @@ import yaml
 from recbole_galrec import benchmark
 from recbole_galrec.config import build_config
 from recbole_galrec.errors import ConfigError
-from tests.conftest import TINY_SASREC
+from tests.conftest import REPO_ROOT, TINY_SASREC
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}
 RUN_TYPES = {
@@ -217,6 +217,18 @@ def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
     assert "The runs took 12,000 s (3 h 20 min) of wall time in all." in markdown
 
 
+@pytest.mark.parametrize("dataset", ["amazon-beauty"])
+def test_committed_results_agree_with_each_other(dataset):
+    """docs/results/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
+    folder = REPO_ROOT / "docs" / "results"
+    results = json.loads((folder / f"{dataset}.json").read_text(encoding="utf-8"))
+    assert (folder / f"{dataset}.md").read_text(encoding="utf-8") == benchmark.markdown_table(results)
+    assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {run["model"] for run in results["runs"]} == set(benchmark.DEFAULT_MODELS)
+    for run in results["runs"]:
+        assert run["status"] == "ok" and (folder / run["log"]).is_file(), run["model"]
+
+
 def test_cpu_profile_and_unknown_profile():
     path = benchmark.profile_file("cpu")
     with open(path, encoding="utf-8") as f:
@@ -249,6 +261,15 @@ def test_resumed_benchmark_lists_every_command(tmp_path):
     path.write_text(json.dumps(resumed))
     assert benchmark.load_results(path, header | {"command": "first"})["commands"] == ["first", "second"]
     assert "Produced by `first`, resumed by `second` on" in benchmark.markdown_table(resumed)
+
+
+@pytest.mark.parametrize("key, other", [("profile", "cpu"), ("machine", {"torch": "2.3.0"}), ("settings", {"a": 1})])
+def test_resume_refuses_results_of_another_setting_or_machine(tmp_path, key, other):
+    header = {"dataset": "d", "command": "c", "profile": None, "config_files": [], "settings": {}, "machine": {}}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(benchmark.load_results(path, header)))
+    with pytest.raises(ConfigError, match=f"holds runs made with {key} .*use another --output"):
+        benchmark.load_results(path, header | {key: other})
 
 
 @pytest.mark.slow
