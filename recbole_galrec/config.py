@@ -96,6 +96,21 @@ def _argv_hidden_from_recbole():
         sys.argv = saved
 
 
+# RecBole's keys of multi-process (DistributedDataParallel) training, which run_recbole sets for nproc > 1.
+_DISTRIBUTED_KEYS = ("nproc", "world_size", "local_rank", "offset", "ip", "port")
+
+
+def _check_single_process(given: Mapping) -> None:
+    """Runs are one process on one device: refuse RecBole's multi-process keys instead of ignoring them (with
+    ``local_rank``, RecBole's Config would also open an NCCL process group)."""
+    keys = [key for key in _DISTRIBUTED_KEYS if key in given]
+    if keys and not (keys == ["nproc"] and given["nproc"] == 1):
+        raise ConfigError(
+            f"multi-process training ({', '.join(f'{k}={given[k]!r}' for k in keys)}) is not supported: "
+            "a run is one process on the device named by use_gpu and gpu_id. Remove these keys."
+        )
+
+
 def build_config(
     model: str | type,
     dataset: str,
@@ -116,8 +131,11 @@ def build_config(
 
     model_class = get_model(model) if isinstance(model, str) else model
     user_files = list(config_file_list or [])
+    given = {}
     for path in user_files:
-        read_config_file(path)
+        given.update(read_config_file(path))
+    given.update(config_dict or {})
+    _check_single_process(given)
     files = property_files(model_class.__name__, dataset) + user_files
     try:
         with _argv_hidden_from_recbole():

@@ -102,3 +102,16 @@ def test_config_file_that_is_not_a_mapping(workdir):
 def test_recbole_rejection_becomes_config_error(workdir):
     with pytest.raises(ConfigError, match="There is no metric named 'Accuracy'"):
         build_config("SASRec", "ml-100k", config_dict={"metrics": ["Accuracy"]})
+
+
+@pytest.mark.parametrize("overrides", [{"nproc": 2}, {"world_size": 2}, {"local_rank": 0, "nproc": 1}])
+def test_multi_process_keys_are_refused(workdir, overrides):
+    with pytest.raises(ConfigError, match="multi-process training .* is not supported.*Remove these keys"):
+        build_config("Pop", "ml-100k", config_dict=overrides)
+    path = write_yaml(workdir / "ddp.yaml", overrides)
+    with pytest.raises(ConfigError, match="multi-process training"):
+        build_config("Pop", "ml-100k", config_file_list=[path])
+
+
+def test_single_process_nproc_is_accepted(workdir):
+    assert build_config("Pop", "ml-100k", config_dict={"nproc": 1})["nproc"] == 1
