@@ -222,6 +222,9 @@ def test_committed_results_agree_with_each_other(dataset):
     """docs/results/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
     folder = REPO_ROOT / "docs" / "results"
     results = json.loads((folder / f"{dataset}.json").read_text(encoding="utf-8"))
+    # After a change of the report's format, write the report again from the JSON with
+    # python -c "import json, pathlib; from recbole_galrec import benchmark as b; p = pathlib.Path('docs/results');
+    #            b.write_outputs(json.loads((p / 'amazon-beauty.json').read_text()), p)"
     assert (folder / f"{dataset}.md").read_text(encoding="utf-8") == benchmark.markdown_table(results)
     assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {run["model"] for run in results["runs"]} == set(benchmark.DEFAULT_MODELS)
