@@ -44,7 +44,7 @@ import traceback
 from pathlib import Path
 
 from recbole_galrec.cli import parse_overrides
-from recbole_galrec.config import available_profiles, profile_file, profile_files, read_config_file
+from recbole_galrec.config import available_profiles, check_user_settings, profile_file, profile_files
 from recbole_galrec.errors import ConfigError, GALRecError
 
 logger = logging.getLogger(__name__)
@@ -523,8 +523,7 @@ def run_benchmark(
         resolve_label(label)
     check_overrides(overrides)
     profile_file(profile)  # an unknown profile fails before any run
-    for path in config_files:
-        read_config_file(path)
+    check_user_settings(config_files, overrides)
     files = [os.path.abspath(path) for path in config_files]
     out.mkdir(parents=True, exist_ok=True)
     header = {

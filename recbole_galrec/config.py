@@ -100,9 +100,14 @@ def _argv_hidden_from_recbole():
 _DISTRIBUTED_KEYS = ("nproc", "world_size", "local_rank", "offset", "ip", "port")
 
 
-def _check_single_process(given: Mapping) -> None:
-    """Runs are one process on one device: refuse RecBole's multi-process keys instead of ignoring them (with
-    ``local_rank``, RecBole's Config would also open an NCCL process group)."""
+def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None) -> None:
+    """Check what the user gave before anything runs: each config file is a readable YAML mapping, and no
+    multi-process key is set. Runs are one process on one device: RecBole's multi-process keys are refused
+    rather than ignored (with ``local_rank``, RecBole's Config would also open an NCCL process group)."""
+    given = {}
+    for path in config_files:
+        given.update(read_config_file(path))
+    given.update(config_dict or {})
     keys = [key for key in _DISTRIBUTED_KEYS if key in given]
     if keys and not (keys == ["nproc"] and given["nproc"] == 1):
         raise ConfigError(
@@ -131,11 +136,7 @@ def build_config(
 
     model_class = get_model(model) if isinstance(model, str) else model
     user_files = list(config_file_list or [])
-    given = {}
-    for path in user_files:
-        given.update(read_config_file(path))
-    given.update(config_dict or {})
-    _check_single_process(given)
+    check_user_settings(user_files, config_dict)
     files = property_files(model_class.__name__, dataset) + user_files
     try:
         with _argv_hidden_from_recbole():

@@ -164,6 +164,13 @@ def test_unknown_label_exits_with_message(workdir):
     assert "Traceback" not in proc.stderr and not (workdir / "out").exists()
 
 
+def test_multi_process_key_exits_before_any_run(workdir):
+    proc = run_benchmark_cli("--models=Pop", "--nproc=2", "--output=out", cwd=workdir)
+    assert proc.returncode == 2
+    assert "error: multi-process training (nproc=2) is not supported" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (workdir / "out").exists()
+
+
 def test_sasrec_bpr_label_gives_bpr_config(workdir):
     model, config_dict = benchmark.run_config("SASRec-BPR", {"epochs": 1, "loss_type": "CE"}, seed=2021)
     assert model == "SASRec"
