@@ -11,6 +11,7 @@ from logging import getLogger
 
 from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
+from recbole_galrec.per_user import PerUserRecorder, write_per_user
 from recbole_galrec.utils import get_model, get_trainer
 
 
@@ -47,6 +48,42 @@ def _time_calls(obj, method: str) -> list[float]:
     return durations
 
 
+def _record_validations(trainer, start: list[float]) -> list[tuple[float, float]]:
+    """Record ``(validation score, seconds since start[0] at its end)`` for every ``_valid_epoch`` call."""
+    validations: list[tuple[float, float]] = []
+    original = trainer._valid_epoch
+
+    def recorded(*args, **kwargs):
+        score, result = original(*args, **kwargs)
+        validations.append((float(score), time.perf_counter() - start[0]))
+        return score, result
+
+    trainer._valid_epoch = recorded
+    return validations
+
+
+def _count_samples(model) -> list[int]:
+    """Count the rows of every batch passed to ``model.calculate_loss`` (the training samples or prompts)."""
+    count = [0]
+    original = model.calculate_loss
+
+    def counted(interaction, *args, **kwargs):
+        count[0] += len(interaction)
+        return original(interaction, *args, **kwargs)
+
+    model.calculate_loss = counted
+    return count
+
+
+def _time_to_best(validations: list[tuple[float, float]], best: float) -> float | None:
+    """Seconds from the start of training to the end of the first validation that reached the best score."""
+    return next((seconds for score, seconds in validations if score == best), None)
+
+
+def _per_second(count: float, seconds: float) -> float | None:
+    return count / seconds if seconds > 0 else None
+
+
 def run_recbole_galrec(
     model: str,
     dataset: str,
@@ -54,6 +91,7 @@ def run_recbole_galrec(
     config_dict: dict | None = None,
     saved: bool = True,
     result_file: str | None = None,
+    per_user_file: str | None = None,
 ) -> dict:
     """Train and evaluate ``model`` on ``dataset`` and return (and optionally write) the result.
 
@@ -64,12 +102,20 @@ def run_recbole_galrec(
         config_dict: overrides that win over every file.
         saved: keep the best checkpoint and reload it for the test phase.
         result_file: where to write the result as JSON (``None``: not written).
+        per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
+            (:mod:`recbole_galrec.per_user`; ``None``: not written).
 
     Returns:
         ``{"model", "dataset", "dataset_statistics", "parameters", "best_valid_score",
         "valid_score_bigger", "best_valid_result", "test_result", "best_valid_epoch", "epochs_run",
-        "train_seconds", "seconds_per_epoch", "valid_seconds", "test_seconds"}``. ``train_seconds`` is the
-        whole of ``fit`` (validation included); ``seconds_per_epoch`` the mean training pass alone.
+        "max_epochs", "stopped_early", "train_seconds", "seconds_per_epoch", "valid_seconds", "test_seconds",
+        "time_to_best_seconds", "train_samples", "train_samples_per_second", "test_users",
+        "users_scored_per_second", "checkpoint", "per_user_file"}``. ``train_seconds`` is the whole of ``fit``
+        (validation included); ``seconds_per_epoch`` the mean training pass alone;
+        ``train_samples_per_second`` the training samples (prompts for GALRec) of all training passes over
+        their seconds; ``time_to_best_seconds`` from the start of ``fit`` to the end of the validation that
+        gave the best score; ``users_scored_per_second`` the test users over ``test_seconds``;
+        ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs.
     """
     from recbole.data import data_preparation
     from recbole.utils import init_logger, init_seed
@@ -79,6 +125,10 @@ def run_recbole_galrec(
     init_logger(config)
     logger = getLogger()
     logger.info(config)
+    logger.info(
+        f"run plan: at most {config['epochs']} epochs, validation every {config['eval_step']} epoch(s), "
+        f"early stopping after {config['stopping_step']} validations without improvement"
+    )
 
     dataset = create_dataset(config)
     logger.info(dataset)
@@ -94,14 +144,29 @@ def run_recbole_galrec(
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     epoch_seconds = _time_calls(trainer, "_train_epoch")  # training passes only, validation excluded
     valid_seconds = _time_calls(trainer, "_valid_epoch")
-    start = time.perf_counter()
+    fit_start = [0.0]
+    validations = _record_validations(trainer, fit_start)
+    samples = _count_samples(model)
+    start = fit_start[0] = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
     train_seconds = time.perf_counter() - start
+    recorder = PerUserRecorder(trainer, test_data._dataset.uid_field)  # the test pass only
     start = time.perf_counter()
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    try:
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    finally:
+        recorder.close()
     test_seconds = time.perf_counter() - start
+    per_user = recorder.frame(test_data._dataset)
+    if per_user is None:
+        logger.warning("no per-user test metrics: this evaluation gave no top-k data to take them from")
+    elif per_user_file:
+        os.makedirs(os.path.dirname(os.path.abspath(per_user_file)), exist_ok=True)
+        write_per_user(per_user, per_user_file)
+        logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
+    test_users = len(per_user) if per_user is not None else None
     epochs_run = len(trainer.train_loss_dict)
     logger.info(f"best valid : {dict(best_valid_result or {})}")
     logger.info(f"test result: {dict(test_result)}")
@@ -119,10 +184,19 @@ def run_recbole_galrec(
         # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
         "best_valid_epoch": epochs_run - 1 - trainer.cur_step * trainer.eval_step,
         "epochs_run": epochs_run,
+        "max_epochs": config["epochs"],
+        "stopped_early": epochs_run < config["epochs"],
         "train_seconds": train_seconds,
         "seconds_per_epoch": sum(epoch_seconds) / max(len(epoch_seconds), 1),
         "valid_seconds": sum(valid_seconds),
         "test_seconds": test_seconds,
+        "time_to_best_seconds": _time_to_best(validations, float(best_valid_score)),
+        "train_samples": samples[0],
+        "train_samples_per_second": _per_second(samples[0], sum(epoch_seconds)),
+        "test_users": test_users,
+        "users_scored_per_second": _per_second(test_users, test_seconds) if test_users else None,
+        "checkpoint": trainer.saved_model_file if saved else None,
+        "per_user_file": per_user_file if per_user is not None and per_user_file else None,
     }
     if result_file:
         folder = os.path.dirname(os.path.abspath(result_file))

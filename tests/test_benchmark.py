@@ -1,4 +1,5 @@
-"""The benchmark end to end on ml-100k (Pop and a tiny SASRec, one epoch), its resume, table and errors."""
+"""The benchmark end to end on ml-100k (Pop and a tiny SASRec, one epoch, two seeds, two runs at once), its
+resume, table, paired test and errors."""
 
 import json
 import re
@@ -13,8 +14,11 @@ import pytest
 import yaml
 
 from recbole_galrec import benchmark
+from recbole_galrec.benchmark import plan as planning
+from recbole_galrec.benchmark import runner, store
 from recbole_galrec.config import build_config
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.per_user import PER_USER_METRICS, read_per_user
 from tests.conftest import REPO_ROOT, TINY_SASREC
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}
@@ -28,6 +32,15 @@ RUN_TYPES = {
     "best_valid_epoch": int,
     "epochs_run": int,
     "seconds_per_epoch": float,
+    "max_epochs": int,
+    "stopped_early": bool,
+    "train_samples_per_second": float,
+    "time_to_best_seconds": float,
+    "test_users": int,
+    "users_scored_per_second": float,
+    "jobs": int,
+    "per_user": str,
+    "checkpoint": str,
     "train_seconds": float,
     "test_seconds": float,
     "wall_seconds": float,
@@ -36,10 +49,13 @@ RUN_TYPES = {
     "total_params": int,
     "log": str,
 }
+SEEDS = [2020, 2021]
 BENCH_ARGS = [
     "--dataset=ml-100k",
     "--models=Pop,SASRec",
-    "--seeds=1",
+    "--seeds=2020,2021",
+    "--reference=SASRec",
+    "--jobs=2",
     "--output=out",
     *[f"--{key}={value}" for key, value in TINY_SASREC.items()],
 ]
@@ -78,8 +94,8 @@ def table_rows(markdown: str) -> dict[str, dict[str, str]]:
 
 
 def close_to_printed(cell: str, value: float) -> bool:
-    """True if ``value`` rounds to the number printed in ``cell`` (the part before ' ± ')."""
-    printed = cell.split("±")[0].strip().replace(",", "")
+    """True if ``value`` rounds to the number printed in ``cell`` (the part before ' ± ' or ' (')."""
+    printed = cell.split("±")[0].split("(")[0].strip().replace(",", "")
     decimals = len(printed.partition(".")[2])
     return abs(float(printed) - value) <= 0.5 * 10**-decimals + 1e-9
 
@@ -90,8 +106,47 @@ def test_writes_json_markdown_and_chart(bench):
     for name in ("ml-100k.json", "ml-100k.md", "ml-100k.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "ml-100k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "[1/2] Pop seed 2020: start" in proc.stderr
-    assert re.search(r"\[2/2\] SASRec seed 2020: ok, ndcg@10 0\.\d{4}, [\d.]+ s", proc.stderr)
+    assert "[1/4] Pop seed 2020: start" in proc.stderr
+    assert re.search(r"\[4/4\] SASRec seed 2021: ok, ndcg@10 0\.\d{4}, [\d.]+ s", proc.stderr)
+    # Progress on the terminal, per epoch: loss, validation score, time and time left.
+    assert re.search(r"SASRec seed 2020: epoch 0 trained in [\d.]+ s \(train loss: [\d.]+\)", proc.stderr)
+    assert re.search(r"SASRec seed 2020: epoch 0 valid score 0\.\d{4} .* at most 0\.0 min left", proc.stderr)
+
+
+@pytest.mark.slow
+def test_markdown_names_seeds_and_the_paired_test(bench):
+    out, _ = bench
+    markdown = (out / "ml-100k.md").read_text()
+    rows = table_rows(markdown)
+    assert rows["SASRec"]["seeds"] == rows["Pop"]["seeds"] == "2020, 2021"
+    assert rows["SASRec"]["p vs SASRec"] == "–" and rows["SASRec"]["ndcg@10 vs SASRec (95% CI)"] == "–"
+    results = json.loads((out / "ml-100k.json").read_text())
+    pop = results["comparisons"]["models"]["Pop"]
+    assert results["comparisons"]["reference"] == "SASRec" and pop["seeds"] == SEEDS and pop["users"] == 943
+    for metric in PER_USER_METRICS:
+        assert 0 <= pop[metric]["p_value"] <= 1
+        low, high = pop[metric]["ci95"]
+        assert low <= pop[metric]["relative_difference"] <= high
+    p = pop["ndcg@10"]["p_value"]
+    assert rows["Pop"]["p vs SASRec"] == ("< 0.0001" if p < 1e-4 else f"{p:.4f}")
+    assert results["jobs"] == 2 and "Timings were taken with 2 runs at once" in markdown
+    assert "- seeds: 2020, 2021" in markdown and "## Paired comparison with SASRec over test users" in markdown
+
+
+@pytest.mark.slow
+def test_per_user_metrics_agree_with_the_test_result(bench):
+    """The per-user file of every run averages to the run's test metrics (rounded to 4 places by RecBole)."""
+    out, _ = bench
+    results = json.loads((out / "ml-100k.json").read_text())
+    for run in results["runs"]:
+        frame = read_per_user(out / run["per_user"])
+        assert len(frame) == run["test_users"] == 943 and frame.index.is_unique
+        assert set(frame.index) >= {"1", "943"}  # raw user ids of the atomic file
+        for metric in PER_USER_METRICS:
+            assert abs(frame[metric].mean() - run["test"][metric]) <= 5e-5 + 1e-6, (run["model"], metric)
+        assert (out / run["checkpoint"]).is_file() and (out / run["checkpoint"]).suffix == ".pth"
+        assert run["checkpoint"].startswith("runs/ml-100k/checkpoints/")
+    assert (out / "runs" / "ml-100k" / "checkpoints" / ".gitignore").read_text() == "*\n"
 
 
 @pytest.mark.slow
@@ -100,19 +155,33 @@ def test_json_schema(bench):
     results = json.loads((out / "ml-100k.json").read_text())
     assert results["dataset"] == "ml-100k" and results["profile"] is None
     assert results["command"].startswith("python -m recbole_galrec.benchmark --dataset=ml-100k")
-    assert set(results["machine"]) == {"platform", "python", "torch", "cpu_count", "cuda_device"}
+    assert set(results["machine"]) == {"platform", "cpu_model", "python", "torch", "cpu_count", "cuda_device"}
     assert results["settings"]["hidden_size"] == 16 and "seed" not in results["settings"]
-    assert [(run["model"], run["seed"]) for run in results["runs"]] == [("Pop", 2020), ("SASRec", 2020)]
+    assert set(results["data"]["files"]) >= {"ml-100k.inter", "ml-100k.item"}
+    assert sorted((run["model"], run["seed"]) for run in results["runs"]) == [
+        ("Pop", 2020),
+        ("Pop", 2021),
+        ("SASRec", 2020),
+        ("SASRec", 2021),
+    ]
     for run in results["runs"]:
         assert set(run) == set(benchmark.RUN_KEYS)
         for key, kind in RUN_TYPES.items():
             assert isinstance(run[key], kind), (key, run[key])
         assert run["status"] == "ok" and run["error"] is None and run["peak_gpu_mib"] is None
         assert set(run["test"]) == METRIC_KEYS
-        assert run["epochs_run"] == 1 and run["peak_rss_mib"] > 50
+        assert run["epochs_run"] == run["max_epochs"] == 1 and run["stopped_early"] is False
+        assert run["peak_rss_mib"] > 50 and run["external_checkpoints"] is None
         assert (out / run["log"]).is_file()
-    sasrec = results["runs"][1]
+        assert run["time_to_best_seconds"] <= run["train_seconds"]
+        assert run["users_scored_per_second"] == pytest.approx(943 / run["test_seconds"])
+    sasrec = next(run for run in results["runs"] if run["model"] == "SASRec")
     assert sasrec["trainable_params"] == sasrec["total_params"] > 1000
+    # ml-100k: 943 users, 100,000 interactions; training prefixes = interactions - 2 per user (valid, test)
+    # - 1 per user (the first item has no history): one epoch of SASRec trains on 97,171 samples.
+    assert sasrec["train_samples_per_second"] == pytest.approx(97171 / sasrec["seconds_per_epoch"])
+    text = json.dumps(results) + "".join((out / run["log"]).read_text() for run in results["runs"])
+    assert str(REPO_ROOT) not in text and str(out.parent) not in text and sys.prefix not in text
 
 
 @pytest.mark.slow
@@ -124,13 +193,13 @@ def test_markdown_rows_are_means_of_json_runs(bench):
     assert "`--hidden_size=16`" in markdown and results["command"] in markdown
     rows = table_rows(markdown)
     assert set(rows) == {"Pop", "SASRec"}
-    columns = dict((key, header) for key, header, _ in benchmark.TABLE_COLUMNS)
+    columns = {key: key for key in benchmark.METRIC_COLUMNS} | {key: header for key, header, _ in benchmark.RUN_COLUMNS}
     for label, row in rows.items():
         runs = [run for run in results["runs"] if run["model"] == label]
-        assert row["seeds"] == str(len(runs))
         for key, header in columns.items():
             values = [run["test"][key] if key in benchmark.METRIC_COLUMNS else run[key] for run in runs]
             assert close_to_printed(row[header], statistics.fmean(values)), (label, header, row[header])
+        assert row["epochs"].endswith("(cap: 2 of 2)")  # --epochs=1: every run ended at its cap
 
 
 @pytest.mark.slow
@@ -141,7 +210,7 @@ def test_second_invocation_skips_finished_runs(bench):
     proc = run_benchmark_cli(*BENCH_ARGS, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.perf_counter() - start < 30
-    assert proc.stderr.count("skipped") == 2 and "start" not in proc.stderr
+    assert proc.stderr.count("skipped") == 4 and "start" not in proc.stderr
     assert json.loads((out / "ml-100k.json").read_text())["runs"] == before
 
 
@@ -153,7 +222,7 @@ def test_failed_run_is_recorded_and_benchmark_goes_on(workdir):
     (run,) = json.loads((workdir / "out" / "no-such-data.json").read_text())["runs"]
     assert run["status"] == "failed" and run["test"] is None
     assert "Dataset 'no-such-data' not found" in run["error"]
-    assert "| Pop | 0 (1 failed) |" in (workdir / "out" / "no-such-data.md").read_text()
+    assert table_rows((workdir / "out" / "no-such-data.md").read_text())["Pop"]["seeds"] == "none (2020 failed)"
 
 
 def test_unknown_label_exits_with_message(workdir):
@@ -180,19 +249,23 @@ def test_sasrec_bpr_label_gives_bpr_config(workdir):
     config = build_config(model, "ml-100k", config_dict=config_dict)
     assert config["loss_type"] == "BPR"
     assert config["train_neg_sample_args"]["distribution"] == "uniform"
-    assert benchmark.run_config("SASRec", {}, seed=2020) == ("SASRec", {"seed": 2020})
-    assert benchmark.run_config("NARM", {}, seed=2020) == ("NARM", {"seed": 2020})
+    assert benchmark.run_config("SASRec", {}, seed=2020) == ("SASRec", {"show_progress": False, "seed": 2020})
+    assert benchmark.run_config("NARM", {"show_progress": True}, seed=2020) == (
+        "NARM",
+        {"show_progress": True, "seed": 2020},
+    )
 
 
 def test_summarize_mean_and_sample_std():
-    def run(label, seed, ndcg, seconds, status="ok"):
+    def run(label, seed, ndcg, speed, status="ok"):
         test = {"hit@10": 2 * ndcg, "ndcg@10": ndcg, "hit@20": 3 * ndcg, "ndcg@20": ndcg, "mrr@10": ndcg}
         return {
             "model": label,
             "seed": seed,
             "status": status,
             "test": test if status == "ok" else None,
-            "seconds_per_epoch": seconds,
+            "train_samples_per_second": speed,
+            "stopped_early": True,
             "epochs_run": 10,
             "peak_rss_mib": 500.0,
             "trainable_params": 100,
@@ -202,13 +275,21 @@ def test_summarize_mean_and_sample_std():
     rows = benchmark.summarize([*runs, run("B", 2021, 0, 0, "failed")])
     assert [row["model"] for row in rows] == ["A", "B"]
     a, b = rows
-    assert (a["n_seeds"], a["n_failed"], a["seeds"]) == (2, 0, [2020, 2021])
+    assert (a["n_seeds"], a["failed_seeds"], a["seeds"]) == (2, [], [2020, 2021])
     assert a["ndcg@10"]["mean"] == pytest.approx(0.2) and a["ndcg@10"]["std"] == pytest.approx(0.1414213562)
     assert a["hit@10"]["mean"] == pytest.approx(0.4)
-    assert a["seconds_per_epoch"] == pytest.approx({"mean": 3.0, "std": 1.4142135624})
-    assert a["epochs_run"] == {"mean": 10, "std": 0.0}
-    assert (b["n_seeds"], b["n_failed"]) == (1, 1)
-    assert b["ndcg@10"] == {"mean": 0.5, "std": 0.0}
+    assert a["train_samples_per_second"] == pytest.approx({"mean": 3.0, "std": 1.4142135624})
+    assert a["epochs_run"] == {"mean": 10, "std": 0.0} and a["at_cap"] == 0
+    assert (b["n_seeds"], b["failed_seeds"]) == (1, [2021])
+    assert b["ndcg@10"] == {"mean": 0.5, "std": None}  # the deviation of one sample is undefined, not 0
+
+
+def test_one_seed_table_shows_n_a_for_the_deviation():
+    test = {key: 0.1234 for key in benchmark.METRIC_COLUMNS}
+    results = {"dataset": "d", "command": "c", "runs": [{"model": "A", "seed": 2024, "status": "ok", "test": test}]}
+    row = table_rows(benchmark.markdown_table(results))["A"]
+    assert row["ndcg@10"] == "0.1234 ± n/a" and row["seeds"] == "2024"
+    assert row["wall s"] == "n/a" and "n/a: not recorded for runs made before" in benchmark.markdown_table(results)
 
 
 def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
@@ -237,6 +318,12 @@ def test_committed_results_agree_with_each_other(dataset):
     assert {run["model"] for run in results["runs"]} == set(benchmark.DEFAULT_MODELS)
     for run in results["runs"]:
         assert run["status"] == "ok" and (folder / run["log"]).is_file(), run["model"]
+    # No machine paths in what is committed.
+    texts = [(folder / f"{dataset}.{ext}").read_text(encoding="utf-8") for ext in ("json", "md")]
+    texts += [(folder / run["log"]).read_text(encoding="utf-8") for run in results["runs"]]
+    texts.append((folder / "galrec-amazon-beauty-cpu.json").read_text(encoding="utf-8"))
+    for text in texts:
+        assert not re.search(r"(?<![\w.<>])/(work|tmp|home|root|usr)/", text)
 
 
 def test_cpu_profile_and_unknown_profile():
@@ -250,7 +337,6 @@ def test_cpu_profile_and_unknown_profile():
         "eval_step": 1,
         "train_batch_size": 512,
         "eval_batch_size": 4096,
-        "show_progress": False,
     }
     for line in text.splitlines():
         if re.match(r"^\w+:", line):
@@ -261,7 +347,7 @@ def test_cpu_profile_and_unknown_profile():
 
 
 def test_resumed_benchmark_lists_every_command(tmp_path):
-    header = {"dataset": "d", "profile": None, "config_files": [], "settings": {}, "machine": {}}
+    header = {"dataset": "d", "profile": None, "config_files": [], "settings": {}, "machine": {}, "data": {}}
     path = tmp_path / "d.json"
     first = benchmark.load_results(path, header | {"command": "first"})
     assert first["commands"] == ["first"]
@@ -273,21 +359,171 @@ def test_resumed_benchmark_lists_every_command(tmp_path):
     assert "Produced by `first`, resumed by `second` on" in benchmark.markdown_table(resumed)
 
 
-@pytest.mark.parametrize("key, other", [("profile", "cpu"), ("machine", {"torch": "2.3.0"}), ("settings", {"a": 1})])
-def test_resume_refuses_results_of_another_setting_or_machine(tmp_path, key, other):
-    header = {"dataset": "d", "command": "c", "profile": None, "config_files": [], "settings": {}, "machine": {}}
+MACHINE = {
+    "platform": "Linux-6.1-a",
+    "cpu_model": "X",
+    "cpu_count": 2,
+    "python": "3.11",
+    "torch": "2.13",
+    "cuda_device": None,
+}
+HEADER = {
+    "dataset": "d",
+    "command": "c",
+    "profile": None,
+    "config_files": [],
+    "settings": {"data_path": "<local>/datasets"},
+    "machine": MACHINE,
+    "data": {"files": {"d.inter": "ab"}},
+}
+
+
+@pytest.mark.parametrize(
+    "key, other",
+    [
+        ("profile", "cpu"),
+        ("settings", {"a": 1, "data_path": "<local>/datasets"}),
+        ("data", {"files": {"d.inter": "cd"}}),
+        ("machine", MACHINE | {"torch": "2.3.0"}),
+        ("machine", MACHINE | {"cpu_model": "Y"}),
+        ("machine", MACHINE | {"cuda_device": "NVIDIA H100"}),
+    ],
+)
+def test_resume_refuses_results_of_another_setting_data_or_machine(tmp_path, key, other):
     path = tmp_path / "d.json"
-    path.write_text(json.dumps(benchmark.load_results(path, header)))
-    with pytest.raises(ConfigError, match=f"holds runs made with {key} .*use another --output"):
-        benchmark.load_results(path, header | {key: other})
+    path.write_text(json.dumps(benchmark.load_results(path, HEADER)))
+    with pytest.raises(ConfigError, match="holds runs made (with|on a machine with) .*[uU]se another --output"):
+        benchmark.load_results(path, HEADER | {key: other})
+
+
+def test_resume_on_another_machine_of_the_same_kind(tmp_path):
+    """Another kernel build (platform string) or another data folder with the same files resumes."""
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(benchmark.load_results(path, HEADER) | {"runs": [{"model": "A", "seed": 1}]}))
+    moved = HEADER | {"machine": MACHINE | {"platform": "Linux-6.2-b"}, "settings": {"data_path": "data"}}
+    resumed = benchmark.load_results(path, moved)
+    assert resumed["runs"] == [{"model": "A", "seed": 1}] and resumed["machine"]["platform"] == "Linux-6.2-b"
+    # A file written before the CPU model was recorded is compared on the keys it has.
+    old = HEADER | {"machine": {k: v for k, v in MACHINE.items() if k != "cpu_model"}}
+    path.write_text(json.dumps(benchmark.load_results(tmp_path / "new.json", old)))
+    assert benchmark.load_results(path, HEADER)["machine"]["cpu_model"] == "X"
+
+
+@pytest.mark.parametrize(
+    "text, seeds",
+    [("1", [2020]), ("3", [2020, 2021, 2022]), ("2020,2024", [2020, 2024]), ("2020,", [2020]), ("7, 9", [7, 9])],
+)
+def test_seeds_count_or_explicit_list(text, seeds):
+    assert benchmark.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2020", r"would mean 2,020 runs per model\. For the single seed 2020, write --seeds=2020,"),
+        ("0", "at least 1"),
+        ("2020,2020", "names a seed twice"),
+        ("a,b", "whole numbers separated by commas"),
+        ("x", "give a count"),
+        (",", "whole numbers"),
+    ],
+)
+def test_bad_seeds_are_refused(text, message):
+    with pytest.raises(ConfigError, match=message):
+        benchmark.parse_seeds(text)
+
+
+def test_bad_seeds_jobs_and_reference_exit_before_any_run(workdir):
+    for args, message in [
+        (["--seeds=2020"], "error: --seeds=2020 would mean 2,020 runs"),
+        (["--jobs=0"], "error: --jobs must be at least 1"),
+        (["--reference=GRU4Rec"], "error: --reference=GRU4Rec is neither among --models"),
+    ]:
+        proc = run_benchmark_cli("--models=Pop", "--output=out", *args, cwd=workdir)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (workdir / "out" / "ml-100k.json").exists()
+
+
+def test_galrec_waits_for_its_seeds_sasrec_and_lightgcn():
+    labels = ["GALRec", "Pop", "LightGCN", "SASRec"]
+    plan = benchmark.order_plan(labels, [1, 2])
+    assert plan[:4] == [("SASRec", 1), ("SASRec", 2), ("LightGCN", 1), ("LightGCN", 2)]
+    assert plan[4:] == [("GALRec", 1), ("GALRec", 2), ("Pop", 1), ("Pop", 2)]
+    assert planning.dependencies("GALRec", 2, labels) == [("SASRec", 2), ("LightGCN", 2)]
+    assert planning.dependencies("GALRec", 2, ["GALRec", "SASRec"]) == [("SASRec", 2)]
+    assert planning.dependencies("SASRec", 2, labels) == []
+    # Without GALRec the order is the one given.
+    assert benchmark.order_plan(["Pop", "SASRec"], [1]) == [("Pop", 1), ("SASRec", 1)]
+
+
+def test_galrec_gets_its_seeds_checkpoints_or_a_reason(tmp_path):
+    bench = runner.Benchmark("d", ["SASRec", "LightGCN", "GALRec"], [1], tmp_path, [], {}, None)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "s.pth").write_bytes(b"x")
+    results = {
+        "runs": [
+            {"model": "SASRec", "seed": 1, "status": "ok", "checkpoint": "runs/s.pth"},
+            {"model": "LightGCN", "seed": 1, "status": "failed", "log": "runs/l.log"},
+        ]
+    }
+    external, blocked = runner._external_for(bench, results, "GALRec", 1)
+    assert (
+        external is None and blocked == "not run: LightGCN seed 1, whose checkpoint it uses, failed (log: runs/l.log)"
+    )
+    results["runs"][1] = {"model": "LightGCN", "seed": 1, "status": "ok", "checkpoint": "runs/gone.pth"}
+    external, blocked = runner._external_for(bench, results, "GALRec", 1)
+    assert "LightGCN seed 1's checkpoint (runs/gone.pth) is missing" in blocked
+    (tmp_path / "runs" / "gone.pth").write_bytes(b"x")
+    external, blocked = runner._external_for(bench, results, "GALRec", 1)
+    assert blocked is None
+    assert external == {"SASRec": str(tmp_path / "runs" / "s.pth"), "LightGCN": str(tmp_path / "runs" / "gone.pth")}
+    assert runner._external_for(bench, results, "Pop", 1) == (None, None)
+
+
+def test_progress_lines_from_the_log(tmp_path):
+    log = tmp_path / "a.log"
+    lines = [
+        "run plan: at most 10 epochs, validation every 2 epoch(s), early stopping after 2 validations",
+        "external SASRec: training on ml-100k for up to 5 epochs",
+        "epoch 0 training [time: 3.00s, train loss: 12.0000]",
+        "parameters: 1,000 trainable of 2,000",
+        "\x1b[32mepoch 0 training\x1b[0m [time: 10.00s, train_loss1: 5.0000, train_loss2: 1.0000]",
+        "epoch 1 training [time: 10.00s, train_loss1: 4.0000, train_loss2: 1.0000]",
+        "epoch 1 evaluating [time: 2.00s, valid_score: 0.050000]",
+    ]
+    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:5])
+    progress = runner.Progress()
+    assert progress.read(log) == ["external SASRec: epoch 0 trained in 3.0 s (train loss: 12.0000)"]
+    log.write_text("\n".join(lines) + "\n")
+    progress.main_start = None
+    messages = progress.read(log)
+    assert messages[0] == "epoch 0 trained in 10.0 s (train_loss1: 5.0000, train_loss2: 1.0000)"
+    assert messages[2].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); ")
+    assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)", messages[2])
+    assert progress.max_epochs == 10 and progress.epochs_done == 2
+
+
+def test_public_paths_and_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert store.public_path("data") == "data"
+    assert store.public_path(str(tmp_path / "out")) == "out"
+    assert store.public_path("/somewhere/else/datasets") == "<local>/datasets"
+    assert store.public_command(["--data_path=/x/datasets", f"--output={tmp_path}/o", "--seeds=1"]) == (
+        "python -m recbole_galrec.benchmark --data_path=<local>/datasets --output=o --seeds=1"
+    )
+    assert store.public_settings({"data_path": "/x/ds", "epochs": 3}) == {"data_path": "<local>/ds", "epochs": 3}
+    assert store.scrub_paths("read /x/ds/beauty and /x/ds, not /x/dsa", {"/x/ds": "<data_path>"}) == (
+        "read <data_path>/beauty and <data_path>, not /x/dsa"
+    )
 
 
 @pytest.mark.slow
 def test_terminated_benchmark_stops_its_run(workdir):
     """SIGTERM to the benchmark ends the run it is waiting on: no worker is left behind."""
-    command = [sys.executable, "-m", "recbole_galrec.benchmark", "--dataset=ml-100k", "--models=SASRec"]
+    command = [sys.executable, "-m", "recbole_galrec.benchmark", "--dataset=ml-100k", "--models=SASRec,GRU4Rec"]
     parent = subprocess.Popen(
-        [*command, "--epochs=100", "--output=out"],
+        [*command, "--epochs=100", "--jobs=2", "--output=out"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -295,10 +531,10 @@ def test_terminated_benchmark_stops_its_run(workdir):
     )
     deadline = time.monotonic() + 120
     workers = []
-    while not workers and time.monotonic() < deadline and parent.poll() is None:
+    while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
         workers = psutil.Process(parent.pid).children()
         time.sleep(0.2)
-    assert workers, "the benchmark started no worker"
+    assert len(workers) == 2, "the benchmark did not start two workers at once"
     parent.send_signal(signal.SIGTERM)
     _, stderr = parent.communicate(timeout=60)
     assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr

@@ -1,0 +1,123 @@
+"""What a benchmark runs: model labels, seeds, each run's config, the order of the runs and their dependencies."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from recbole_galrec.errors import ConfigError
+
+# Label -> (RecBole model name, config keys of that variant). A label not listed is a model name itself.
+MODEL_LABELS: dict[str, tuple[str, dict]] = {
+    "GALRec": ("GALRec", {}),
+    "SASRec": ("SASRec", {}),
+    # SASRec trained with BPR and one uniform negative per positive: the setting much of the literature cites.
+    "SASRec-BPR": (
+        "SASRec",
+        {
+            "loss_type": "BPR",
+            "train_neg_sample_args": {
+                "distribution": "uniform",
+                "sample_num": 1,
+                "alpha": 1.0,
+                "dynamic": False,
+                "candidate_num": 0,
+            },
+        },
+    ),
+    "BERT4Rec": ("BERT4Rec", {}),
+    "GRU4Rec": ("GRU4Rec", {}),
+    "LightGCN": ("LightGCN", {}),
+    "Pop": ("Pop", {}),
+}
+DEFAULT_MODELS = list(MODEL_LABELS)
+FIRST_SEED = 2020
+MAX_SEED_COUNT = 100  # --seeds=N above this is refused: it is almost surely a seed meant as a list of one
+# GALRec's external models, by the benchmark label whose runs provide them.
+EXTERNAL_LABELS = ("SASRec", "LightGCN")
+# Keys the benchmark sets itself; an override of one of them would be silently lost.
+RESERVED_KEYS = {
+    "seed": "--seeds",
+    "model": "--models",
+    "dataset": "--dataset",
+    "checkpoint_dir": "the benchmark (OUTPUT/runs/<dataset>/checkpoints/)",
+}
+# Keys every run gets below the user's overrides: the log is a file, so no progress bars in it.
+RUN_DEFAULTS = {"show_progress": False}
+
+
+def resolve_label(label: str) -> tuple[str, dict]:
+    """The RecBole model name and the extra config of a model label; unknown labels raise ConfigError."""
+    if label in MODEL_LABELS:
+        model, extra = MODEL_LABELS[label]
+        return model, copy.deepcopy(extra)
+    from recbole_galrec.utils import known_models
+
+    if label in known_models():
+        return label, {}
+    raise ConfigError(
+        f"Unknown model label '{label}'. Known labels: {', '.join(MODEL_LABELS)}; "
+        "any RecBole model name works too, spelt as RecBole spells it (e.g. NARM, Caser, BPR)."
+    )
+
+
+def run_config(label: str, overrides: dict, seed: int) -> tuple[str, dict]:
+    """The model name and config dict of one run: the run defaults, the common overrides, the label's keys,
+    then the seed."""
+    model, extra = resolve_label(label)
+    return model, {**RUN_DEFAULTS, **overrides, **extra, "seed": seed}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a count (``3``: 2020, 2021, 2022) or a comma-separated list (``2020,2024``; one seed is
+    written with a trailing comma, ``2020,``)."""
+    text = text.strip()
+    if "," in text:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(re.fullmatch(r"\d+", part) for part in parts if part) or not any(parts):
+            raise ConfigError(f"--seeds={text}: a list of seeds is whole numbers separated by commas (2020,2024).")
+        seeds = [int(part) for part in parts if part]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"--seeds={text} names a seed twice.")
+        return seeds
+    if not re.fullmatch(r"\d+", text):
+        raise ConfigError(f"--seeds={text}: give a count (3) or a comma-separated list of seeds (2020,2024).")
+    count = int(text)
+    if count < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {count}.")
+    if count > MAX_SEED_COUNT:
+        raise ConfigError(
+            f"--seeds={count} would mean {count:,} runs per model. For the single seed {count}, "
+            f"write --seeds={count}, (a trailing comma makes a list); a count is at most {MAX_SEED_COUNT}."
+        )
+    return [FIRST_SEED + i for i in range(count)]
+
+
+def check_overrides(overrides: dict) -> None:
+    """Refuse overrides of keys the benchmark sets itself."""
+    for key, owner in RESERVED_KEYS.items():
+        if key in overrides:
+            raise ConfigError(f"--{key} cannot be overridden in a benchmark: it is set by {owner}.")
+
+
+def dependencies(label: str, seed: int, labels: list[str]) -> list[tuple[str, int]]:
+    """The runs of this benchmark whose checkpoints a run uses: GALRec uses the same seed's SASRec and
+    LightGCN runs when they are among ``labels`` (otherwise it trains its own external models)."""
+    if resolve_label(label)[0] != "GALRec":
+        return []
+    return [(name, seed) for name in EXTERNAL_LABELS if name in labels]
+
+
+def order_plan(labels: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """Every (label, seed), label by label in the given order, except that SASRec and LightGCN come first
+    when a label depends on them (GALRec)."""
+    needed = {dep for label in labels for dep, _ in dependencies(label, 0, labels)}
+    providers = [label for label in EXTERNAL_LABELS if label in needed]
+    ordered = providers + [label for label in labels if label not in providers]
+    return [(label, seed) for label in ordered for seed in seeds]
+
+
+def run_stem(label: str, seed: int) -> str:
+    """File-name stem of one run's files."""
+    safe = re.sub(r"[^\w.-]", "_", label)
+    return f"{safe}-seed{seed}"

@@ -1,0 +1,345 @@
+"""The benchmark's parent process: plan the runs, start each in its own process (up to ``jobs`` at once),
+show their progress on the terminal, and record each finished run in the results file (the only writer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recbole_galrec.benchmark import plan as planning
+from recbole_galrec.benchmark.report import write_outputs
+from recbole_galrec.benchmark.store import (
+    data_fingerprint,
+    dataset_folder,
+    done_runs,
+    find_run,
+    load_results,
+    machine_info,
+    public_path,
+    public_settings,
+    record_run,
+    relative_to,
+    scrub_paths,
+)
+from recbole_galrec.benchmark.worker import empty_run, last_lines
+from recbole_galrec.config import check_user_settings, profile_file, profile_files
+from recbole_galrec.errors import ConfigError
+
+logger = logging.getLogger("recbole_galrec.benchmark")
+
+WORKER_FLAG = "--_one-run"
+POLL_SECONDS = 0.5
+CHECKPOINT_FOLDER = "checkpoints"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_PLAN = re.compile(r"run plan: at most (\d+) epochs")
+_TRAIN = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s, (.*)\]")
+_VALID = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.eE+]+)\]")
+_EXTERNAL = re.compile(r"external (\w+): training")
+_MAIN = re.compile(r"parameters: [\d,]+ trainable")
+
+
+@dataclass
+class Progress:
+    """What a run's log has shown so far, read line by line as it grows."""
+
+    max_epochs: int | None = None
+    phase: str = ""  # "external SASRec: " while GALRec trains an external model itself
+    main_start: float | None = None
+    epochs_done: int = 0
+    best: float | None = None
+    best_epoch: int | None = None
+    offset: int = 0
+    partial: str = ""
+
+    def read(self, log_file: Path) -> list[str]:
+        """New progress lines (for the terminal) from the log's new complete lines."""
+        with open(log_file, encoding="utf-8", errors="replace") as f:
+            f.seek(self.offset)
+            text = f.read()
+            self.offset = f.tell()
+        lines = (self.partial + text).split("\n")
+        self.partial = lines.pop()
+        return [message for line in lines if (message := self.line(_ANSI.sub("", line)))]
+
+    def line(self, line: str) -> str | None:
+        if match := _PLAN.search(line):
+            self.max_epochs = self.max_epochs or int(match.group(1))  # the run's own plan comes first
+        elif match := _EXTERNAL.search(line):
+            self.phase = f"external {match.group(1)}: "
+        elif _MAIN.search(line):
+            self.phase, self.main_start = "", time.perf_counter()
+        elif match := _TRAIN.search(line):
+            epoch, seconds, losses = int(match.group(1)), float(match.group(2)), match.group(3)
+            if not self.phase:
+                self.epochs_done = epoch + 1
+            return f"{self.phase}epoch {epoch} trained in {seconds:.1f} s ({losses})"
+        elif match := _VALID.search(line):
+            epoch, seconds, score = int(match.group(1)), float(match.group(2)), float(match.group(3))
+            if self.phase:
+                return f"{self.phase}epoch {epoch} valid score {score:.4f}"
+            if self.best is None or score > self.best:
+                self.best, self.best_epoch = score, epoch
+            best = f"best {self.best:.4f} at epoch {self.best_epoch}"
+            return f"epoch {epoch} valid score {score:.4f} ({best}); {self.timing()}"
+        return None
+
+    def timing(self) -> str:
+        if self.main_start is None or not self.epochs_done:
+            return ""
+        elapsed = time.perf_counter() - self.main_start
+        text = f"{elapsed / 60:.1f} min of training"
+        if self.max_epochs:
+            left = elapsed / self.epochs_done * max(self.max_epochs - self.epochs_done, 0)
+            text += f", at most {left / 60:.1f} min left ({self.epochs_done} of {self.max_epochs} epochs)"
+        return text
+
+
+@dataclass
+class Running:
+    """A run whose process has been started."""
+
+    label: str
+    model: str
+    seed: int
+    proc: subprocess.Popen
+    log_file: Path
+    record_file: Path
+    start: float
+    external: dict | None
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass
+class Benchmark:
+    """One invocation: what to run, where, and with what."""
+
+    dataset: str
+    labels: list[str]
+    seeds: list[int]
+    out: Path
+    config_files: list[str]
+    overrides: dict
+    profile: str | None
+    jobs: int = 1
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "runs" / self.dataset
+
+    def start_run(self, label: str, seed: int, external: dict | None) -> Running:
+        """Start one (label, seed) in a fresh Python process; ``external``: GALRec's checkpoints by model."""
+        model, config_dict = planning.run_config(label, self.overrides, seed)
+        files = profile_files(self.profile, model) + [os.path.abspath(path) for path in self.config_files]
+        stem = planning.run_stem(label, seed)
+        checkpoints = self.out / "runs" / self.dataset / CHECKPOINT_FOLDER
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / ".gitignore").write_text("*\n", encoding="utf-8")  # checkpoints are never committed
+        shutil.rmtree(checkpoints / stem, ignore_errors=True)  # a retried run starts clean
+        config_dict["checkpoint_dir"] = str(checkpoints / stem)
+        if external:
+            given = dict(config_dict.get("external_checkpoints") or {})
+            config_dict["external_checkpoints"] = {**external, **given}  # the user's own choice wins
+        spec = {
+            "label": label,
+            "model": model,
+            "seed": seed,
+            "dataset": self.dataset,
+            "config_files": files,
+            "config_dict": config_dict,
+            "result_file": str(self.folder / f"{stem}.result.json"),
+            "record_file": str(self.folder / f"{stem}.record.json"),
+            "per_user_file": str(self.folder / f"{stem}.users.csv.gz"),
+        }
+        spec_file, log_file = self.folder / f"{stem}.spec.json", self.folder / f"{stem}.log"
+        spec_file.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        record_file = Path(spec["record_file"])
+        record_file.unlink(missing_ok=True)
+        Path(spec["per_user_file"]).unlink(missing_ok=True)
+        with open(log_file, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "recbole_galrec.benchmark", f"{WORKER_FLAG}={spec_file}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return Running(label, model, seed, proc, log_file, record_file, time.perf_counter(), external)
+
+    def finish_run(self, running: Running, wall: float, scrub: dict[str, str]) -> dict:
+        """The record of a finished run, its paths relative to the output folder."""
+        if running.record_file.is_file():
+            run = json.loads(running.record_file.read_text(encoding="utf-8"))
+        else:  # the process died before writing its record (killed, out of memory, ...)
+            run = empty_run(running.label, running.model, running.seed)
+            run["status"] = "failed"
+            tail = last_lines(running.log_file.read_text(encoding="utf-8", errors="replace"))
+            run["error"] = f"the run's process exited with status {running.proc.returncode}\n{tail}"
+        text = running.log_file.read_text(encoding="utf-8", errors="replace")
+        running.log_file.write_text(scrub_paths(text, scrub), encoding="utf-8")
+        if run.get("error"):
+            run["error"] = scrub_paths(run["error"], scrub)
+        run["wall_seconds"] = wall
+        run["jobs"] = self.jobs
+        run["log"] = relative_to(str(running.log_file), self.out)
+        run["per_user"] = relative_to(run.get("per_user"), self.out)
+        run["checkpoint"] = relative_to(run.get("checkpoint"), self.out)
+        if running.external:
+            run["external_checkpoints"] = {name: relative_to(path, self.out) for name, path in running.external.items()}
+        return run
+
+
+def _external_for(bench: Benchmark, results: dict, label: str, seed: int) -> tuple[dict | None, str | None]:
+    """GALRec's external checkpoints from this benchmark's runs, or why the run cannot start."""
+    deps = planning.dependencies(label, seed, bench.labels)
+    if not deps:
+        return None, None
+    external = {}
+    for dep_label, dep_seed in deps:
+        dep = find_run(results, dep_label, dep_seed)
+        if dep is None or dep.get("status") != "ok":
+            log = f" (log: {dep['log']})" if dep and dep.get("log") else ""
+            return None, f"not run: {dep_label} seed {dep_seed}, whose checkpoint it uses, failed{log}"
+        path = bench.out / dep["checkpoint"] if dep.get("checkpoint") else None
+        if path is None or not path.is_file():
+            return None, (
+                f"not run: {dep_label} seed {dep_seed}'s checkpoint ({dep.get('checkpoint') or 'not recorded'}) "
+                f"is missing; run {dep_label} seed {dep_seed} again (remove its record from the JSON) or leave "
+                f"{dep_label} out of --models so that GALRec trains its own"
+            )
+        external[dep_label] = str(path)
+    return external, None
+
+
+def run_benchmark(
+    dataset: str,
+    labels: list[str],
+    seeds: list[int],
+    out: Path,
+    config_files: list[str],
+    overrides: dict,
+    profile: str | None,
+    command: str,
+    jobs: int = 1,
+    reference: str | None = None,
+) -> dict:
+    """Run each (label, seed) not yet recorded as ok, up to ``jobs`` at once, rewriting the outputs after each."""
+    for label in labels:
+        planning.resolve_label(label)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}.")
+    planning.check_overrides(overrides)
+    profile_file(profile)  # an unknown profile fails before any run
+    check_user_settings(config_files, overrides)
+    bench = Benchmark(dataset, labels, seeds, out, config_files, overrides, profile, jobs)
+    bench.folder.mkdir(parents=True, exist_ok=True)
+    data_folder = dataset_folder(dataset, config_files, overrides)
+    header = {
+        "dataset": dataset,
+        "command": command,
+        "profile": profile or None,
+        "config_files": [public_path(path) for path in config_files],
+        "machine": machine_info(),
+        "settings": public_settings(overrides),
+        "data": data_fingerprint(data_folder, dataset),
+        "jobs": jobs,
+        "reference": reference,
+    }
+    header = json.loads(json.dumps(header))  # as it reads back from the file, for the comparison on resume
+    results = load_results(out / f"{dataset}.json", header)
+    recorded = {run["model"] for run in results["runs"]}
+    if reference is not None and reference not in labels and reference not in recorded:
+        raise ConfigError(
+            f"--reference={reference} is neither among --models ({', '.join(labels)}) nor recorded in "
+            f"{out / f'{dataset}.json'}: name one of the models."
+        )
+    scrub = {os.getcwd(): ".", sys.prefix: "<python>", os.path.expanduser("~"): "~"}
+    if data_folder and os.path.isabs(data_folder):
+        scrub[os.path.dirname(data_folder.rstrip("/"))] = "<data_path>"
+    runs = planning.order_plan(labels, seeds)
+    number = {key: i for i, key in enumerate(runs, 1)}
+    pending = [key for key in runs if key not in done_runs(results)]
+    for key in runs:
+        if key not in pending:
+            logger.info(f"{_prefix(number, len(runs), *key)}: skipped, already ok in {out / f'{dataset}.json'}")
+    running: dict[tuple[str, int], Running] = {}
+    start = time.perf_counter()
+    try:
+        while pending or running:
+            for key in list(pending):
+                if len(running) >= jobs:
+                    break
+                if any(dep in pending or dep in running for dep in planning.dependencies(*key, labels)):
+                    continue  # waits for the same seed's SASRec and LightGCN
+                pending.remove(key)
+                external, blocked = _external_for(bench, results, *key)
+                if blocked:
+                    model = planning.resolve_label(key[0])[0]
+                    run = {**empty_run(key[0], model, key[1]), "status": "failed", "error": blocked}
+                    _record(bench, results, run, number, len(runs), start)
+                    continue
+                logger.info(f"{_prefix(number, len(runs), *key)}: start (elapsed {time.perf_counter() - start:.1f} s)")
+                running[key] = bench.start_run(*key, external)
+            time.sleep(POLL_SECONDS)
+            for key, job in list(running.items()):
+                for message in job.progress.read(job.log_file):
+                    logger.info(f"{_prefix(number, len(runs), *key)}: {message}")
+                if job.proc.poll() is not None:
+                    del running[key]
+                    run = bench.finish_run(job, time.perf_counter() - job.start, scrub)
+                    _record(bench, results, run, number, len(runs), start)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the runs go down with the benchmark
+        _stop([job.proc for job in running.values()])
+        raise
+    write_outputs(results, out)
+    logger.info(f"results: {out / f'{dataset}.json'}, {out / f'{dataset}.md'}, {out / f'{dataset}.png'}")
+    return results
+
+
+def _record(bench: Benchmark, results: dict, run: dict, number: dict, total: int, start: float) -> None:
+    record_run(results, run)
+    write_outputs(results, bench.out)
+    wall = f", {run['wall_seconds']:.1f} s" if run.get("wall_seconds") is not None else ""
+    logger.info(
+        f"{_prefix(number, total, run['model'], run['seed'])}: {_run_outcome(run)}{wall} "
+        f"(elapsed {time.perf_counter() - start:.1f} s)"
+    )
+
+
+def _prefix(number: dict, total: int, label: str, seed: int) -> str:
+    return f"[{number[(label, seed)]}/{total}] {label} seed {seed}"
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """Terminate worker processes, killing those that have not exited ``grace`` seconds later."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def failed_runs(results: dict, labels: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of this plan that are recorded as failed (logged, with where to look)."""
+    wanted = {(label, seed) for label in labels for seed in seeds}
+    failed = [run for run in results["runs"] if (run["model"], run["seed"]) in wanted and run["status"] != "ok"]
+    for run in failed:
+        logger.warning(f"{run['model']} seed {run['seed']} failed (log: {run['log']}); the same command retries it")
+    return failed
+
+
+def _run_outcome(run: dict) -> str:
+    if run["status"] == "ok":
+        return f"ok, ndcg@10 {run['test'].get('ndcg@10', float('nan')):.4f}"
+    first = (run.get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
+    return f"FAILED ({first[0]}; log: {run['log']})"
