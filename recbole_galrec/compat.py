@@ -1,9 +1,14 @@
 """Every compatibility fix RecBole 1.2.1 needs on a current Python stack, in one place.
 
-RecBole 1.2.1 (the newest release) predates numpy 2, scipy 1.13 and torch 2.6. The package pins
-numpy/pandas/scipy to versions RecBole works with (see ``setup.cfg``); the fixes below make it run on
-those pins and on newer numpy/scipy too. Nothing else in ``recbole_galrec`` patches RecBole or its
+RecBole 1.2.1 (the newest release) predates numpy 2, scipy 1.13 and torch 2.6. With the fixes below it
+runs on numpy 1.26 and 2.x and on scipy 1.12 up to the newest 1.x (``setup.cfg`` admits both; the versions
+tested are listed in ``docs/install.md``). Nothing else in ``recbole_galrec`` patches RecBole or its
 dependencies, and nothing here runs at import: :func:`apply` is called once by the quick start.
+
+Seen under numpy 2 and left alone: RecBole's ``Interaction.sort`` calls ``np.argsort`` on a torch tensor;
+numpy converts it, sorts, and wraps the result back through torch's ``Tensor.__array_wrap__``, which takes
+one argument, so numpy (2.0 to 2.5 at least) emits a ``DeprecationWarning`` (hidden by default) and the
+result is the same torch tensor as under numpy 1.
 
 Not fixable here: pandas 3 (token_seq fields fail to load, ``fillna(inplace=True)`` becomes a no-op
 under copy-on-write), hence ``pandas<3`` in ``setup.cfg``. ``recbole.quick_start`` imports ray, which

@@ -1,0 +1,83 @@
+"""The compatibility fixes, and the no-ray install script's requirements against setup.cfg's."""
+
+import configparser
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recbole_galrec import compat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "scripts" / "install_no_ray.sh"
+
+
+def test_numpy_aliases_recbole_reads():
+    compat.apply()
+    assert np.float_ is np.float64
+    assert np.complex_ is np.complex128
+    assert np.unicode_ is np.str_
+
+
+def test_recbole_config_builds_under_this_numpy(workdir):
+    # Config.compatibility_settings reads np.float_ and friends: the crash under numpy 2 without the aliases.
+    from recbole.config import Config
+
+    compat.apply()
+    config = Config(model="Pop", dataset="ml-100k", config_dict={"show_progress": False})
+    assert config["model"] == "Pop"
+
+
+def test_dok_matrix_update_as_lightgcn_uses_it():
+    compat.apply()
+    adjacency = sp.dok_matrix((3, 3), dtype=np.float32)
+    adjacency._update({(0, 1): 1, (1, 0): 1, (2, 2): 1})
+    assert adjacency.nnz == 3
+    assert adjacency.toarray().sum() == 3
+
+
+def _requirements(lines):
+    reqs = {}
+    for line in lines:
+        line = line.strip().strip('"')
+        if not line or line.startswith("#"):
+            continue
+        name = re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower()
+        reqs[name] = line[len(name) :].replace(" ", "")
+    return reqs
+
+
+def _setup_cfg_requirements():
+    parser = configparser.ConfigParser()
+    parser.read(REPO_ROOT / "setup.cfg")
+    return _requirements(parser["options"]["install_requires"].splitlines())
+
+
+def _script_array(name):
+    text = SCRIPT.read_text()
+    body = re.search(rf"^{name}=\(\n(.*?)^\)", text, re.S | re.M)
+    assert body, f"{name} not found in {SCRIPT.name}"
+    return _requirements(body.group(1).splitlines())
+
+
+def test_no_ray_script_installs_what_setup_cfg_requires():
+    required = _setup_cfg_requirements()
+    script = {**_script_array("RECBOLE_DEPS"), **_script_array("PACKAGE_DEPS")}
+    for name, spec in required.items():
+        if name in ("recbole", "torch"):  # recbole: installed without its dependencies; torch: the user's build
+            continue
+        assert script.get(name) == spec, f"{name}: setup.cfg says {spec!r}, {SCRIPT.name} says {script.get(name)!r}"
+    assert "ray" not in script
+    assert "recbole==1.2.1" in SCRIPT.read_text()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--nonsense"], ["--find-links", "/nonexistent-wheel-folder"]])
+def test_no_ray_script_arguments(args):
+    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=30)
+    if args == ["--help"]:
+        assert result.returncode == 0 and "--find-links" in result.stdout
+    else:
+        assert result.returncode == 2 and "error:" in result.stderr
