@@ -131,16 +131,36 @@ class SASRecUserEncoder(nn.Module):
         return user * (item_seq_len > 0)[:, None]  # no history: zero, as a user without a training sample
 
 
+class HistoryMeanEncoder(nn.Module):
+    """The user vector of a model without a sequence encoder (LightGCN), recomputed from a history: the mean
+    of the model's item vectors over the history's items ``[B, L]`` -> ``[B, d]`` (zero for an empty one).
+
+    LightGCN's own row of a user is fitted on all of the user's training edges, so for a training prefix it
+    already encodes the prefix's target; this vector is a function of the prefix alone (a LightGCN user
+    vector is, after one propagation layer, a normalised sum of its items' vectors). Frozen, not saved."""
+
+    def __init__(self, item_table: torch.Tensor):
+        super().__init__()
+        self.register_buffer("item_table", item_table.float(), persistent=False)  # [n_items, d]
+
+    @torch.no_grad()
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        valid = (item_seq != 0).float()[..., None]  # [B, L, 1]
+        total = (self.item_table[item_seq] * valid).sum(dim=1)  # [B, d]
+        return total / valid.sum(dim=1).clamp(min=1.0)
+
+
 @dataclass
 class ExternalEmbeddings:
     """One external model's vectors, rows in the GALRec dataset's internal id order (row 0: padding).
 
-    ``encoder`` (SASRec only) recomputes a user vector from any history (:class:`SASRecUserEncoder`)."""
+    ``encoder`` recomputes the model's user vector from any history: :class:`SASRecUserEncoder` for SASRec,
+    :class:`HistoryMeanEncoder` for LightGCN. A prompt's own user takes it; other users keep ``user``."""
 
     name: str
     user: torch.Tensor  # [n_users, d] float32
     item: torch.Tensor  # [n_items, d] float32
-    encoder: SASRecUserEncoder | None = None
+    encoder: nn.Module
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -587,7 +607,12 @@ def load_external_embeddings(config, dataset) -> list[ExternalEmbeddings]:
         user_ids, item_ids = _token2id(dataset, dataset.uid_field), _token2id(dataset, dataset.iid_field)
         user = _align(payload["user_tokens"], payload["user"], user_ids, dataset.user_num, "user", name)
         item = _align(payload["item_tokens"], payload["item"], item_ids, dataset.item_num, "item", name)
-        encoder = SASRecUserEncoder(payload["encoder"], item) if payload.get("encoder") else None
+        encoder = SASRecUserEncoder(payload["encoder"], item) if payload.get("encoder") else HistoryMeanEncoder(item)
+        if user.shape[1] != item.shape[1] and not payload.get("encoder"):
+            raise ConfigError(
+                f"external {name}: user vectors of size {user.shape[1]} and item vectors of size {item.shape[1]}: "
+                "a user vector cannot be recomputed from its history's items; use a model whose sizes agree."
+            )
         results.append(ExternalEmbeddings(name=name, user=user, item=item, encoder=encoder))
     # The GALRec run that follows starts from the same random state whether or not a cache existed.
     init_seed(config["seed"], config["reproducibility"])

@@ -1,7 +1,16 @@
 """Loss functions of GALRec, as pure functions of tensors (no RecBole, no model state)."""
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+
+@dataclass
+class InfoNCE:
+    loss: torch.Tensor  # [] mean over the rows
+    top1: torch.Tensor  # [] share of rows whose positive outscores every negative (chance: 1 / columns)
+    columns: int  # candidates per row: the batch's keys plus the queue's
 
 
 def info_nce(
@@ -9,12 +18,13 @@ def info_nce(
     key: torch.Tensor,
     queue: torch.Tensor | None = None,
     tau: float = 0.1,
-) -> torch.Tensor:
+) -> InfoNCE:
     """InfoNCE of each query against its own key, with the other keys of the batch and the queue as negatives.
 
     ``logits[b] = [q_b . k_1, ..., q_b . k_B, q_b . n_1, ..., q_b . n_Q] / tau`` over L2-normalised vectors;
     the positive of row ``b`` is column ``b``. Computed as a cross-entropy (log-sum-exp, numerically stable)
-    and averaged over the batch.
+    and averaged over the batch. ``top1`` is how often the positive ranks first: it shows at a glance whether
+    a term learns (well above ``1 / columns``) or sits at chance (collapsed representations).
 
     Args:
         query: ``[B, D]``.
@@ -28,4 +38,6 @@ def info_nce(
     if queue is not None and queue.numel():
         logits = torch.cat([logits, query @ queue.T], dim=1)  # [B, B + Q]
     labels = torch.arange(query.shape[0], device=query.device)  # [B]
-    return F.cross_entropy(logits / tau, labels)
+    loss = F.cross_entropy(logits / tau, labels)
+    top1 = (logits.detach().argmax(dim=1) == labels).float().mean()
+    return InfoNCE(loss, top1, logits.shape[1])

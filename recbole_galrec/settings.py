@@ -22,12 +22,14 @@ _KEY_PREFIXES = (
     "contrast_",
     "queue_",
     "train_sample",
+    "score_",
 )
 
 TUNINGS = ("lora", "full", "frozen")
 TEXT_MODES = ("tokens", "embedding", "none")
 DTYPES = ("float32", "bfloat16", "float16")
 TRAIN_SAMPLES = ("all", "one_per_user")
+SCORE_STARTS = ("sasrec", "random")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class GALRecSettings:
     external_stopping_step: int
     external_config: dict[str, dict]
     external_user_skip: bool
+    score_start: str
     lambda1: float
     lambda2: float
     lambda3: float
@@ -68,6 +71,19 @@ class GALRecSettings:
         _choice("item_text_mode", self.item_text_mode, TEXT_MODES)
         _choice("llm_dtype", self.llm_dtype, DTYPES)
         _choice("train_sample", self.train_sample, TRAIN_SAMPLES)
+        _choice("score_start", self.score_start, SCORE_STARTS)
+        if self.score_start == "sasrec":
+            if not self.external_user_skip:
+                raise ConfigError(
+                    "score_start: sasrec starts the external scoring term from SASRec, which needs "
+                    "external_user_skip: True. For the paper's form set external_user_skip: False and "
+                    "score_start: random."
+                )
+            if "SASRec" not in self.external_models:
+                raise ConfigError(
+                    f"score_start: sasrec needs SASRec among external_models (got {self.external_models}); "
+                    "add it, or set score_start: random."
+                )
         for key in ("llm_lora_r", "llm_lora_alpha", "llm_batch_size", "contrast_dim"):
             _at_least(key, getattr(self, key), 1)
         for key in (

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -12,7 +13,6 @@ from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.data.dataset import training_histories
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.external import recent_items
 from recbole_galrec.prompt import ITEM
 from tests.conftest import REPO_ROOT
 
@@ -59,6 +59,7 @@ def galrec_overrides(llm_path, **extra):
         "queue_size": 16,
         "train_batch_size": 64,
         "show_progress": False,
+        "score_start": "random",  # no external SASRec here
     }
     settings.update(extra)
     return settings
@@ -101,24 +102,39 @@ def target_by_user(split_loader):
     return dict(zip(users, items, strict=True))
 
 
-def test_neighbourhoods_hold_no_validation_or_test_interaction(ml100k):
+def test_training_graph_holds_no_validation_or_test_interaction(ml100k):
     _, _, train, valid, test = ml100k
-    tables = train._dataset.hop_tables
+    graph = train._dataset.training_graph
     histories = training_histories(train._dataset)
+    pairs = {tuple(p) for p in graph.user_item.indices().T.tolist()}
+    assert pairs == {(u, i) for u, items in histories.items() for i in items}
+    item_users = {i: set(row.tolist()) for i, row in enumerate(graph.item_users)}
     valid_items, test_items = target_by_user(valid), target_by_user(test)
-    item_users = {i: set(row.tolist()) for i, row in enumerate(tables.item_users)}
-    user_sets = {u: set(h) for u, h in histories.items()}
     for user, held_out in ((u, (valid_items[u], test_items[u])) for u in test_items):
-        history = set(tables.user_items[user].tolist())
         for item in held_out:
-            if item in user_sets[user]:
-                continue  # the user also has this item among its training interactions (a repeat)
-            assert item not in history, f"user {user}: held-out item {item} in its 1-hop items"
-            assert user not in item_users[item], f"user {user} listed among the 1-hop users of its held-out {item}"
-        for neighbour in tables.user_users[user].tolist():
-            if neighbour:
-                assert neighbour != user
-                assert user_sets[user] & user_sets[neighbour], f"{user}, {neighbour} share no training item"
+            if item not in histories[user]:  # not also a training interaction (a repeat)
+                assert user not in item_users[item], f"user {user} among the 1-hop users of its held-out {item}"
+
+
+def test_two_hop_users_share_items_with_the_sample_history_and_exclude_the_user(ml100k):
+    _, _, train, _, _ = ml100k
+    graph = train._dataset.training_graph
+    batch = first_batch(train)[:32]
+    users, seq = batch["user_id"], batch["item_id_list"]
+    chosen = graph.two_hop_users(users, seq)  # [32, K]
+    histories = {u: set(h) for u, h in training_histories(train._dataset).items()}
+    for row in range(32):
+        prefix = set(seq[row].tolist()) - {0}
+        shared = [len(prefix & histories.get(v, set())) for v in range(graph.n_users)]
+        shared[int(users[row])] = shared[0] = 0
+        picked = [v for v in chosen[row].tolist() if v]
+        assert int(users[row]) not in picked and all(shared[v] > 0 for v in picked)
+        # most shared first, and nobody left out shares more than the last one picked
+        assert [shared[v] for v in picked] == sorted((shared[v] for v in picked), reverse=True)
+        if len(picked) == graph.num_neighbors:
+            assert max(s for v, s in enumerate(shared) if v not in picked) <= shared[picked[-1]]
+        else:
+            assert sum(1 for s in shared if s > 0) == len(picked)
 
 
 def test_training_histories_end_before_the_validation_item(ml100k):
@@ -139,8 +155,7 @@ def test_test_item_never_in_the_test_prompt(ml100k):
     _, _, _, _, test = ml100k
     batch = test._dataset.inter_feat[:200]
     users = batch[model.USER_ID]
-    history = recent_items(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], model.settings.prompt_history_len)
-    prompt = model.prompts.user_prompts(users, history, model.user_users[users])
+    prompt = model.sample_inputs(users, batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]).user_prompt
     targets = batch[model.POS_ITEM_ID]
     item_positions = torch.where(prompt.kind == ITEM, prompt.index, 0)  # [B, T]
     histories = training_histories(ml100k[2]._dataset)
@@ -158,7 +173,10 @@ def test_output_shapes_per_backbone_family(ml100k, tiny_paths, family):
     users = batch[model.USER_ID][:4]
     states = model.forward(users, batch[model.ITEM_SEQ][:4], batch[model.ITEM_SEQ_LEN][:4])
     assert states.e0.shape == (4, 32) and states.e2.shape == (4, 32) and states.has_e2.shape == (4,)
-    items = model.encode_items(batch[model.POS_ITEM_ID][:4])
+    inputs = model.sample_inputs(
+        users, batch[model.ITEM_SEQ][:4], batch[model.ITEM_SEQ_LEN][:4], batch[model.POS_ITEM_ID][:4]
+    )
+    items = model.encode_items(inputs.item_prompt)
     assert items.e0.shape == (4, 32) and items.e1.shape == (4, 32)
     scores = model.full_sort_predict(batch[:4])
     assert scores.shape == (4, model.n_items)
@@ -181,9 +199,8 @@ def test_text_modes_change_the_prompt_length(ml100k):
     lengths = {}
     for mode in ("tokens", "embedding", "none"):
         model = build_model(ml100k, item_text_mode=mode)
-        users = batch[model.USER_ID]
-        history = recent_items(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], model.settings.prompt_history_len)
-        lengths[mode] = model.prompts.user_prompts(users, history, model.user_users[users]).kind.shape[1]
+        inputs = model.sample_inputs(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        lengths[mode] = inputs.user_prompt.kind.shape[1]
     assert lengths["tokens"] > lengths["embedding"] == lengths["none"]
 
 
@@ -285,16 +302,58 @@ def test_text_off_needs_no_text_fields(workdir):
     assert set(train.item_texts) == {""} and len(train.item_texts) == train.item_num
 
 
-def test_momentum_key_head_follows_the_query_head_without_gradients(ml100k):
+def test_keys_come_from_the_momentum_copy_without_gradients(ml100k):
     model = build_model(ml100k, queue_momentum=0.5).train()
-    assert not any(p.requires_grad for p in model.key_head.parameters())
-    assert any(k.startswith("key_head.") for k in model.state_dict())
+    copies = dict(model.key_encoder.named_buffers())
+    assert len(copies) == sum(1 for p in model.parameters() if p.requires_grad)
+    assert any(k.startswith("key_encoder.") for k in model.state_dict())  # saved with the model
+    head = model.contrast_heads[1].weight
+    index = model.key_encoder.names.index("contrast_heads.1.weight")
+    copy = copies[f"copy_{index}"]
     with torch.no_grad():
-        model.contrast_head.weight.add_(1.0)  # move the query head away from the key head
-    before = model.key_head.weight.detach().clone()
-    model.calculate_loss(first_batch(ml100k[2])[:8])
-    expected = 0.5 * before + 0.5 * model.contrast_head.weight.detach()
-    assert torch.allclose(model.key_head.weight, expected, atol=1e-6)
+        head.add_(1.0)  # move the query side away from its copy
+    before = copy.detach().clone()
+    batch = first_batch(ml100k[2])[:8]
+    losses = model.calculate_loss(batch)
+    assert torch.allclose(copy, 0.5 * before + 0.5 * head.detach(), atol=1e-6)  # one momentum step
+    # keys: the copy's projection of the target's prompt, no gradient; queued
+    inputs = model.sample_inputs(
+        batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], batch[model.POS_ITEM_ID]
+    )
+    keys = model.contrast_keys(batch[model.USER_ID], inputs)
+    assert not keys.item_e0.requires_grad
+    with torch.no_grad():
+        with_query_weights = model.contrast_heads[1](model.encode_items(inputs.item_prompt).e0)
+    assert not torch.allclose(keys.item_e0, with_query_weights, atol=1e-3)
+    assert torch.equal(head, model.contrast_heads[1].weight) and head.requires_grad  # restored after the swap
+    sum(losses).backward()
+    assert head.grad is not None and copy.grad is None
+
+
+def test_contrastive_terms_learn_far_above_chance(ml100k):
+    """A small problem (ml-100k, the default backbone's first 2 layers, the three terms alone on 6 batches of
+    32 samples): each term's positive comes to outscore all 32 + 64 candidates far more often than chance,
+    and each loss falls well below its chance level ln(96)."""
+    model = build_model(
+        ml100k, llm_path=None, llm_num_layers=2, lambda1=1.0, lambda2=1.0, lambda3=1.0, queue_size=64,
+        queue_momentum=0.9,
+    ).train()  # fmt: skip
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    torch.manual_seed(0)
+    batches = [batch[:32] for batch, _ in zip(ml100k[2], range(6), strict=False)]
+    for _ in range(16):
+        model.contrast_log.reset()
+        final = torch.zeros(3)
+        for batch in batches:
+            optimizer.zero_grad()
+            _, l1, l2, l3 = model.calculate_loss(batch)
+            (l1 + l2 + l3).backward()
+            optimizer.step()
+            final += torch.stack([l1, l2, l3]).detach() / len(batches)
+    for term, loss in zip(("L1", "L2", "L3"), final.tolist(), strict=True):
+        top1, chance = model.contrast_log.summary()[term]  # the last pass over the batches
+        assert top1 > 10 * chance, (term, top1, chance)
+        assert loss < 0.75 * math.log(1 / chance), (term, loss, math.log(1 / chance))
 
 
 # ------------------------------------------------------------------ sequential external models
@@ -317,8 +376,8 @@ def random_sasrec_encoder(hidden: int, max_len: int) -> dict:
 
 @pytest.fixture
 def with_sasrec(ml100k, monkeypatch):
-    """GALRec's external models replaced by a random 'SASRec' (with encoder) and 'LightGCN' (without)."""
-    from recbole_galrec.external import ExternalEmbeddings, SASRecUserEncoder
+    """GALRec's external models replaced by a random 'SASRec' (its encoder) and 'LightGCN' (history mean)."""
+    from recbole_galrec.external import ExternalEmbeddings, HistoryMeanEncoder, SASRecUserEncoder
     from recbole_galrec.model import galrec
 
     _, dataset, _, _, _ = ml100k
@@ -332,34 +391,42 @@ def with_sasrec(ml100k, monkeypatch):
             sasrec_item,
             SASRecUserEncoder(random_sasrec_encoder(8, 10), sasrec_item),
         ),
+    ]
+    lightgcn_item = torch.randn(dataset.item_num, 4, generator=generator)
+    lightgcn_item[0] = 0
+    externals.append(
         ExternalEmbeddings(
             "LightGCN",
             torch.randn(dataset.user_num, 4, generator=generator),
-            torch.randn(dataset.item_num, 4, generator=generator),
-        ),
-    ]
+            lightgcn_item,
+            HistoryMeanEncoder(lightgcn_item),
+        )
+    )
     monkeypatch.setattr(galrec, "load_external_embeddings", lambda config, dataset: externals)
     return externals
 
 
 def test_own_user_token_is_recomputed_from_the_prompt_history(ml100k, with_sasrec):
-    """The prompt's own user gets SASRec's vector of the prompt's history (plus LightGCN's fixed one); 2-hop
-    users keep the fixed vectors of their training histories."""
+    """The prompt's own user gets SASRec's vector of the prompt's history and the mean of LightGCN's item
+    vectors over it, never its own fitted rows; 2-hop users keep the fixed vectors of their training histories."""
     sasrec, lightgcn = with_sasrec
     model = build_model(ml100k).eval()
     test = ml100k[4]
     batch = test._dataset.inter_feat[:8]
     users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
     with torch.no_grad():
-        own = model.own_user_features(users, seq, seq_len)
-        assert torch.equal(own, torch.cat([sasrec.encoder(seq, seq_len), lightgcn.user[users]], dim=1))
+        own = model.own_user_features(seq, seq_len)
+        valid = (seq != 0).float()[..., None]
+        mean = (lightgcn.item[seq] * valid).sum(1) / valid.sum(1)
+        assert torch.allclose(own, torch.cat([sasrec.encoder(seq, seq_len), mean], dim=1), atol=1e-6)
         # the vector follows the history: dropping the last item (the validation item at test time) changes it
-        shorter = model.own_user_features(users, seq, seq_len - 1)
-        assert not torch.allclose(own[:, :8], shorter[:, :8]) and torch.equal(own[:, 8:], shorter[:, 8:])
-        neighbours = model.user_users[users]
+        shorter_seq = seq * (torch.arange(seq.shape[1]) < (seq_len - 1)[:, None])
+        shorter = model.own_user_features(shorter_seq, seq_len - 1)
+        assert not torch.allclose(own[:, :8], shorter[:, :8]) and not torch.allclose(own[:, 8:], shorter[:, 8:])
+        neighbours = model.graph.two_hop_users(users, seq)
         fixed = model.user_map(torch.cat([sasrec.user[neighbours], lightgcn.user[neighbours]], dim=-1))
         assert torch.allclose(model.user_vectors(neighbours), fixed, atol=1e-6)
-    # the frozen encoder trains nothing and is not saved
+    # the frozen encoders train nothing and are not saved
     assert not any(p.requires_grad for p in model.user_encoders.parameters())
     assert not any(key.startswith("user_encoders.") for key in model.state_dict())
 
@@ -386,25 +453,47 @@ def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
     with torch.no_grad():
         model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
         users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
-        own = model.own_user_vectors(users, model.own_user_features(users, seq, seq_len))
+        own = model.own_user_vectors(users, model.own_user_features(seq, seq_len))
     prompt, embeds = seen["prompt"], seen["embeds"]
     is_own = (prompt.kind == USER) & (prompt.segment == OWN)
     assert is_own.sum(dim=1).tolist() == [1, 1, 1, 1]
-    assert torch.allclose(embeds[is_own], own, atol=1e-6)
+    assert torch.allclose(embeds[is_own], model.user_token_norm(own), atol=1e-6)
     others = (prompt.kind == USER) & ~is_own
-    assert torch.allclose(embeds[others], model.user_vectors(prompt.index[others]), atol=1e-6)
+    assert torch.allclose(embeds[others], model.user_token_norm(model.user_vectors(prompt.index[others])), atol=1e-6)
 
 
 @pytest.mark.parametrize("skip", [True, False])
-def test_scoring_query_with_and_without_the_external_skip(ml100k, with_sasrec, skip):
+def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
     model = build_model(ml100k, external_user_skip=skip).eval()
     batch = first_batch(ml100k[2])[:4]
     with torch.no_grad():
         user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
-        expected = model.user_head(user.e0)
+        expected = model.item_scores(model.user_head(user.e0))
         if skip:
-            expected = expected + model.user_skip(user.external)
-        assert torch.allclose(model.query(user), expected, atol=1e-6)
-        assert torch.allclose(model.full_sort_predict(batch), model.item_scores(expected), atol=1e-5)
-    assert (model.user_skip is not None) == skip
-    assert any(key.startswith("user_skip.") for key in model.state_dict()) == skip
+            items = model.score_item(model.item_features)  # [n_items, d]
+            expected = expected + model.score_user(user.external) @ items.T
+        assert torch.allclose(model.full_sort_predict(batch), expected, atol=1e-5)
+    assert (model.score_user is not None) == skip
+    assert any(key.startswith("score_user.") for key in model.state_dict()) == skip
+
+
+def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec):
+    """With score_start: sasrec an untrained GALRec's scores are SASRec's: its encoder's vector of the
+    history dotted with its item table (here a random SASRec; tests/test_external.py checks the encoder
+    against RecBole's SASRec)."""
+    sasrec, _ = with_sasrec
+    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
+    batch = ml100k[4]._dataset.inter_feat[:64]
+    seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+        expected = sasrec.encoder(seq, seq_len) @ sasrec.item.T  # [64, n_items]
+    assert torch.allclose(scores, expected, atol=1e-4, rtol=1e-4)
+    assert torch.equal(scores[:, 1:].topk(10).indices, expected[:, 1:].topk(10).indices)
+
+
+def test_sasrec_start_needs_sasrec_and_the_external_term(ml100k):
+    with pytest.raises(ConfigError, match="needs SASRec among external_models"):
+        build_model(ml100k, external_models=["LightGCN"], score_start="sasrec")
+    with pytest.raises(ConfigError, match="external_user_skip: False and score_start: random"):
+        build_model(ml100k, external_models=["SASRec"], score_start="sasrec", external_user_skip=False)

@@ -21,7 +21,10 @@ def test_info_nce_matches_hand_computation():
     loss1 = -row1[0] / tau + math.log(sum(math.exp(v / tau) for v in row1))
     loss2 = -row2[1] / tau + math.log(sum(math.exp(v / tau) for v in row2))
     expected = (loss1 + loss2) / 2
-    assert info_nce(query, key, queue, tau=tau).item() == pytest.approx(expected, rel=1e-6)
+    result = info_nce(query, key, queue, tau=tau)
+    assert result.loss.item() == pytest.approx(expected, rel=1e-6)
+    # row 1's positive ranks first, row 2's does not (its queue negative n1 scores 1.0 > s)
+    assert result.top1.item() == pytest.approx(0.5) and result.columns == 3
 
 
 def test_info_nce_without_queue_uses_in_batch_negatives_only():
@@ -29,15 +32,15 @@ def test_info_nce_without_queue_uses_in_batch_negatives_only():
     key = query.clone()
     tau = 1.0
     expected = -1.0 + math.log(math.exp(1.0) + math.exp(0.0))
-    assert info_nce(query, key, None, tau).item() == pytest.approx(expected, rel=1e-6)
-    assert info_nce(query, key, torch.zeros(0, 2), tau).item() == pytest.approx(expected, rel=1e-6)
+    assert info_nce(query, key, None, tau).loss.item() == pytest.approx(expected, rel=1e-6)
+    assert info_nce(query, key, torch.zeros(0, 2), tau).loss.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_info_nce_is_lower_for_aligned_pairs_and_has_gradients():
     torch.manual_seed(0)
     query = torch.randn(8, 16, requires_grad=True)
-    aligned = info_nce(query, query.detach() + 0.01 * torch.randn(8, 16), None, 0.1)
-    shuffled = info_nce(query, query.detach()[torch.randperm(8)], None, 0.1)
+    aligned = info_nce(query, query.detach() + 0.01 * torch.randn(8, 16), None, 0.1).loss
+    shuffled = info_nce(query, query.detach()[torch.randperm(8)], None, 0.1).loss
     assert aligned < shuffled
     aligned.backward()
     assert query.grad is not None and query.grad.abs().sum() > 0

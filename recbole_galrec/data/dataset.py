@@ -4,7 +4,7 @@ import numpy as np
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureType
 
-from recbole_galrec.data.graph import build_hop_tables
+from recbole_galrec.data.graph import TrainingGraph
 from recbole_galrec.errors import ConfigError
 
 __all__ = ["GALRecDataset", "training_histories"]
@@ -16,7 +16,8 @@ class GALRecDataset(SequentialDataset):
     After :meth:`build` every returned split carries the same two attributes, computed from the TRAINING
     split only (no user's validation or test interaction enters them):
 
-    - ``hop_tables``: :class:`~recbole_galrec.data.graph.HopTables` (1-hop and 2-hop neighbourhoods);
+    - ``training_graph``: :class:`~recbole_galrec.data.graph.TrainingGraph` (the training interactions, from
+      which each sample's 2-hop users and each item's 1-hop users are chosen);
     - ``item_texts``: one string per internal item id (``""`` for padding and for items without text), from
       the ``.item`` fields named by ``item_text_fields``.
     """
@@ -67,20 +68,19 @@ class GALRecDataset(SequentialDataset):
         self.item_texts = self._item_texts()
         train = datasets[0]
         histories = training_histories(train)
-        tables = build_hop_tables(
+        graph = TrainingGraph(
             histories,
             n_users=self.user_num,
             n_items=self.item_num,
-            history_len=self.config["prompt_history_len"],
             num_neighbors=self.config["prompt_num_neighbors"],
             seed=self.config["seed"],
         )
         self.logger.info(
-            f"hop tables from {sum(len(h) for h in histories.values())} training interactions "
-            f"of {len(histories)} users"
+            f"training graph of {graph.user_item._nnz()} user-item pairs "
+            f"({sum(len(h) for h in histories.values())} training interactions of {len(histories)} users)"
         )
         for split in datasets:
-            split.hop_tables = tables
+            split.training_graph = graph
             split.item_texts = self.item_texts
         return datasets
 

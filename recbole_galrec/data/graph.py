@@ -1,114 +1,107 @@
-"""Hop neighbourhoods of the user-item bipartite graph, as padded tensors (pure functions, no RecBole).
+"""The user-item graph of the training split, and the neighbourhoods a sample's prompts read from it.
 
 Built from TRAINING interactions only (the dataset hook passes the training split), so no validation or test
-interaction enters any table. Id 0 is RecBole's padding id for users and items and pads every table.
+interaction enters it. Id 0 is RecBole's padding id for users and items and pads every result.
+
+Neighbourhoods are chosen per sample, not per user, so that every input of a sample is a function of that
+sample's own history and of the OTHER users' training interactions:
+
+- 2-hop users of a sample: the users sharing the most items with the sample's history (the prefix of a
+  training sample, the whole known history at validation and test time), never the sample's own user. A
+  table per user, built from its whole training history, would already know a training prefix's target.
+- 1-hop users of an item (the item prompt): the item's training users, without the sample's own user (a
+  training target's users otherwise include the user whose sample it is).
+
+Ties are broken by a random priority per user drawn once from the seed, so a run is reproducible and no id
+order is favoured.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
-import scipy.sparse as sp
 import torch
+from torch import nn
 
 
-@dataclass
-class HopTables:
-    """Per-user and per-item neighbourhoods; every table is right-padded with id 0.
+class TrainingGraph(nn.Module):
+    """The training interactions as a sparse user-item matrix, plus each item's users in priority order.
 
-    Attributes:
-        user_items: ``[n_users, H]`` the user's most recent training items, oldest first (1-hop of a user).
-        user_users: ``[n_users, K]`` users sharing the most training items with the user, most first; never
-            the user itself (2-hop of a user).
-        item_users: ``[n_items, K]`` users who interacted with the item in training (1-hop of an item).
-        item_items: ``[n_items, K]`` items sharing the most users with the item, most first; never the item
-            itself (2-hop of an item).
-    """
-
-    user_items: torch.Tensor
-    user_users: torch.Tensor
-    item_users: torch.Tensor
-    item_items: torch.Tensor
-
-
-def build_hop_tables(
-    histories: dict[int, list[int]],
-    n_users: int,
-    n_items: int,
-    history_len: int,
-    num_neighbors: int,
-    seed: int,
-    chunk: int = 1024,
-) -> HopTables:
-    """Build :class:`HopTables` from each user's time-ordered training items.
-
-    Ranking rule for 2-hop neighbours: by the number of shared training items (users) or shared users
-    (items), ties broken by a random priority drawn once from ``seed`` (so a run is reproducible and no id
-    order is favoured). 1-hop users of an item are ordered by that same random priority.
+    Its tensors are buffers (they follow the model across devices) and are not saved in checkpoints.
 
     Args:
-        histories: user id -> that user's training items, oldest first (duplicates allowed).
-        n_users, n_items: table heights, including padding id 0.
-        history_len: columns of ``user_items`` (the most recent ``history_len`` items are kept).
-        num_neighbors: columns of the neighbour tables.
+        histories: user id -> that user's training items (duplicates allowed; each pair counts once).
+        n_users, n_items: id ranges, including padding id 0.
+        num_neighbors: neighbours per prompt (2-hop users of a sample, 1-hop users of an item).
         seed: seed of the tie-breaking priorities.
-        chunk: rows whose co-occurrence counts are computed at once (bounds memory).
     """
-    rng = np.random.default_rng(seed)
-    user_priority = rng.random(n_users)  # [n_users] in [0, 1)
-    item_priority = rng.random(n_items)  # [n_items]
 
-    user_items = torch.zeros(n_users, history_len, dtype=torch.long)
-    rows, cols = [], []
-    for user, items in histories.items():
-        recent = items[-history_len:] if history_len > 0 else []
-        user_items[user, : len(recent)] = torch.as_tensor(recent, dtype=torch.long)
-        rows.extend([user] * len(items))
-        cols.extend(items)
-    data = np.ones(len(rows), dtype=np.float64)
-    interactions = sp.csr_matrix((data, (rows, cols)), shape=(n_users, n_items))
-    interactions.data[:] = 1.0  # a repeated interaction counts once
+    def __init__(self, histories: dict[int, list[int]], n_users: int, n_items: int, num_neighbors: int, seed: int):
+        super().__init__()
+        self.num_neighbors = num_neighbors
+        rng = np.random.default_rng(seed)
+        priority = torch.as_tensor(rng.random(n_users), dtype=torch.float32)  # [n_users] in [0, 1)
+        pairs = sorted({(u, i) for u, items in histories.items() for i in items if u != 0 and i != 0})
+        index = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2).T  # [2, nnz]
+        values = torch.ones(index.shape[1])
+        user_item = torch.sparse_coo_tensor(index, values, (n_users, n_items), check_invariants=True).coalesce()
+        self.register_buffer("user_item", user_item, persistent=False)
+        self.register_buffer("priority", priority, persistent=False)
+        # One column more than a prompt holds: a sample's own user, when among them, is dropped at run time.
+        self.register_buffer(
+            "item_users", _members_by_priority(index, n_items, priority, num_neighbors + 1), persistent=False
+        )  # [n_items, K + 1]
 
-    user_users = _top_k_cooccurring(interactions, user_priority, num_neighbors, chunk)
-    item_items = _top_k_cooccurring(interactions.T.tocsr(), item_priority, num_neighbors, chunk)
-    item_users = _top_k_members(interactions.T.tocsr(), user_priority, num_neighbors)
-    return HopTables(user_items, user_users, item_users, item_items)
+    @property
+    def n_users(self) -> int:
+        return self.user_item.shape[0]
+
+    @torch.no_grad()
+    def shared_items(self, history: torch.Tensor) -> torch.Tensor:
+        """``[B, n_users]``: how many distinct items of each history ``[B, L]`` (0-padded) each user has in
+        training."""
+        n_items = self.user_item.shape[1]
+        multi_hot = torch.zeros(history.shape[0], n_items, device=history.device)  # [B, n_items]
+        multi_hot.scatter_(1, history, 1.0)
+        multi_hot[:, 0] = 0.0  # padding
+        return torch.sparse.mm(self.user_item, multi_hot.T).T  # [B, n_users]
+
+    @torch.no_grad()
+    def two_hop_users(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """The ``num_neighbors`` users sharing the most items with each history ``[B, L]``, most first, ties
+        by priority; never the sample's own user ``users`` ``[B]``, never a user sharing nothing.
+        ``[B, K]``, 0-padded."""
+        k = min(self.num_neighbors, self.n_users)
+        if k == 0:
+            return history.new_zeros(history.shape[0], 0)
+        counts = self.shared_items(history)  # [B, n_users]
+        counts[torch.arange(users.shape[0], device=users.device), users] = 0.0  # never the user itself
+        counts[:, 0] = 0.0
+        score = torch.where(counts > 0, counts + 0.5 * self.priority, -1.0)  # priority < 1 breaks ties only
+        best, chosen = torch.topk(score, k, dim=1)  # [B, K]
+        return torch.where(best > 0, chosen, 0)
+
+    @torch.no_grad()
+    def item_users_without(self, items: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """The 1-hop users of items ``[B]`` in priority order, without the sample's own user ``users`` ``[B]``:
+        ``[B, K]``, 0-padded."""
+        rows = self.item_users[items]  # [B, K + 1]
+        own = rows == users[:, None]  # [B, K + 1], at most one per row
+        order = torch.sort(own.to(torch.int8), dim=1, stable=True).indices  # the own user moves to the end
+        rows = torch.gather(rows, 1, order) * ~torch.gather(own, 1, order)
+        return rows[:, : self.num_neighbors]
 
 
-def _top_k_cooccurring(matrix: sp.csr_matrix, priority: np.ndarray, k: int, chunk: int) -> torch.Tensor:
-    """For each row r, the k other rows sharing the most columns with r (ties by ``priority``); 0-padded."""
-    n = matrix.shape[0]
-    table = torch.zeros(n, k, dtype=torch.long)
-    if k == 0:
+def _members_by_priority(index: torch.Tensor, n_items: int, priority: torch.Tensor, k: int) -> torch.Tensor:
+    """For each item, up to ``k`` of its users (``index``: ``[2, nnz]`` user-item pairs), highest priority
+    first; ``[n_items, k]``, 0-padded."""
+    table = torch.zeros(n_items, k, dtype=torch.long)
+    if k == 0 or index.shape[1] == 0:
         return table
-    transposed = matrix.T.tocsr()
-    for start in range(0, n, chunk):
-        shared = (matrix[start : start + chunk] @ transposed).tocsr()  # [c, n] sparse shared-column counts
-        for offset in range(shared.shape[0]):
-            row = start + offset
-            lo, hi = shared.indptr[offset], shared.indptr[offset + 1]
-            others, counts = shared.indices[lo:hi], shared.data[lo:hi]
-            keep = others != row  # never the row itself
-            table[row, : min(k, int(keep.sum()))] = torch.as_tensor(
-                _best(others[keep], counts[keep] + 0.5 * priority[others[keep]], k)
-            )
-    return table
-
-
-def _best(ids: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
-    """The ids of the k highest scores, highest first."""
-    if ids.size > k:
-        part = np.argpartition(-score, k - 1)[:k]
-        ids, score = ids[part], score[part]
-    return ids[np.argsort(-score, kind="stable")]
-
-
-def _top_k_members(matrix: sp.csr_matrix, priority: np.ndarray, k: int) -> torch.Tensor:
-    """For each row r, up to k of its non-zero columns, ordered by ``priority`` (highest first); 0-padded."""
-    n = matrix.shape[0]
-    table = torch.zeros(n, k, dtype=torch.long)
-    for row in range(n):
-        members = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
-        if members.size:
-            chosen = _best(members, priority[members], k)
-            table[row, : chosen.size] = torch.as_tensor(chosen)
+    users, items = index[0], index[1]
+    # Sort pairs by item, then by descending priority; the rank within an item is the column.
+    order = torch.argsort(-priority[users], stable=True)
+    order = order[torch.argsort(items[order], stable=True)]
+    users, items = users[order], items[order]
+    starts = torch.searchsorted(items, torch.arange(n_items))  # [n_items] first pair of each item
+    rank = torch.arange(items.shape[0]) - starts[items]  # [nnz]
+    keep = rank < k
+    table[items[keep], rank[keep]] = users[keep]
     return table

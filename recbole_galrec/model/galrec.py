@@ -2,31 +2,34 @@
 
 A batch flows as follows (see the README, section "GALRec"):
 
-1. Prompts (:mod:`recbole_galrec.prompt`): the user prompt holds the user's soft token, its history items
-   (1-hop; soft token, plus text tokens in ``tokens`` mode) and its 2-hop users; the item prompt (only built
-   when lambda2 or lambda3 > 0) holds the target item and its 1-hop users.
+1. Inputs (:meth:`GALRec.sample_inputs`), each a function of the sample's own history and of OTHER users'
+   training interactions only: the user prompt holds the user's soft token, its history items (1-hop; soft
+   token, plus text tokens in ``tokens`` mode) and its 2-hop users, chosen by overlap with this history
+   (:class:`recbole_galrec.data.graph.TrainingGraph`); the item prompt (only built when lambda2 or lambda3 > 0)
+   holds the target item and its 1-hop users without the sample's own user.
 2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small
-   MLP into the backbone's hidden size. The prompt's own user takes SASRec's vector of the prompt's own history,
-   recomputed by SASRec's frozen encoder (a training prefix, the validation history and the test history each
-   get theirs); other users (2-hop, an item's users) take the vectors of their training histories. An item's
-   soft token is a learnable id embedding plus one linear map of its frozen features: its external vectors
-   and, in ``embedding`` mode, its text vector encoded once by the backbone. The item map is linear on purpose:
-   L0 scores every item at every step, and with a linear map ``q . (W x_i + b)`` is computed as
-   ``(q W) . x_i + q . b``, never materialising all item vectors (``B * F * n_items`` instead of
-   ``n_items * F * H`` multiply-adds per step).
+   MLP into the backbone's hidden size. The prompt's own user takes each external model's vector recomputed
+   from the sample's history (SASRec's frozen encoder; for LightGCN the mean of its item vectors), never the
+   row fitted on all of the user's training edges; other users (2-hop, an item's users) take the vectors of
+   their training histories. An item's soft token is a learnable id embedding plus one linear map of its frozen
+   features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the backbone.
+   The item map is linear on purpose: L0 scores every item at every step, and with a linear map
+   ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
 3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
-4. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items (scores:
-   ``query . soft token of the item``, the query being ``head(E0_u)``, plus with ``external_user_skip`` a
-   linear map of the own user's external vectors), and three InfoNCE terms with a MoCo-style queue each
-   (:mod:`recbole_galrec.queue`): L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). The L2-norm term of the
-   paper is the optimiser's ``weight_decay``.
+4. Scores (:meth:`GALRec.scores`): ``head(E0_u) . item soft token`` plus, with ``external_user_skip``, an
+   external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
+   dot product and the head at zero, so training starts from SASRec's ranking and learns a residual.
+5. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
+   terms, one projection head each: L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). Keys come from a
+   momentum copy of every trainable parameter (:mod:`recbole_galrec.moco`, MoCo), without gradients, and
+   are queued as later negatives (:mod:`recbole_galrec.queue`). The L2-norm term of the paper is the
+   optimiser's ``weight_decay``.
 
-``state_dict()`` holds only trainable state (adapters, mapping layers, heads, queues), never the frozen
-backbone, and ``load_state_dict`` accepts exactly that.
+``state_dict()`` holds only trainable state (adapters, mapping layers, heads, queues, momentum copies), never
+the frozen backbone, and ``load_state_dict`` accepts exactly that.
 """
 
-import copy
 from dataclasses import dataclass
 from logging import getLogger
 
@@ -38,7 +41,8 @@ from torch import nn
 from recbole_galrec.backbone import load_backbone
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.external import load_external_embeddings, recent_items
-from recbole_galrec.losses import info_nce
+from recbole_galrec.losses import InfoNCE, info_nce
+from recbole_galrec.moco import MomentumParameters
 from recbole_galrec.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, task_tokens
 from recbole_galrec.queue import KeyQueue
 from recbole_galrec.settings import GALRecSettings
@@ -50,8 +54,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 class UserStates:
     e0: torch.Tensor  # [B, H] state at the prompt's last position
     e2: torch.Tensor  # [B, H] mean state over the 2-hop users
-    has_e2: torch.Tensor  # [B] the user has at least one 2-hop user
-    external: torch.Tensor  # [B, Du] the own user's external vectors (SASRec's from the prompt's history)
+    has_e2: torch.Tensor  # [B] the sample has at least one 2-hop user
+    external: torch.Tensor  # [B, Du] the own user's external vectors, recomputed from the sample's history
 
 
 @dataclass
@@ -59,6 +63,72 @@ class ItemStates:
     e0: torch.Tensor  # [B, H]
     e1: torch.Tensor  # [B, H] mean state over the item's 1-hop users
     has_e1: torch.Tensor  # [B]
+
+
+@dataclass
+class SampleInputs:
+    """Everything a sample feeds the model besides the frozen tables: a function of the sample's own history
+    and of other users' training interactions only (tests/test_galrec.py checks this for training samples)."""
+
+    user_prompt: Prompt
+    own_user: torch.Tensor  # [B, Du] the own user's external vectors, from the sample's history
+    item_prompt: Prompt | None  # the target's prompt, without the sample's user (None when L2 and L3 are off)
+
+
+@dataclass
+class ContrastKeys:
+    """Keys of the three terms, from the momentum copy, projected, without gradients."""
+
+    user_e2: torch.Tensor  # [B, D] L1's key
+    item_e0: torch.Tensor  # [B, D] L2's key
+    item_e1: torch.Tensor  # [B, D] L3's key
+    has_user_e2: torch.Tensor  # [B]
+    has_item_e1: torch.Tensor  # [B]
+
+
+class ContrastLog:
+    """Per contrastive term, the share of training rows whose positive outscored every negative, and the
+    chance level of that share (1 / candidates per row), accumulated over an epoch; the trainer logs and
+    resets it. A term at chance has collapsed or learns nothing."""
+
+    TERMS = ("L1", "L2", "L3")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.hits = [0.0] * 3
+        self.rows = [0] * 3
+        self.chance = [0.0] * 3
+
+    def add(self, term: int, result: InfoNCE, rows: int) -> None:
+        self.hits[term] += float(result.top1) * rows
+        self.rows[term] += rows
+        self.chance[term] += rows / result.columns
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """``{term: (top-1 share, chance share)}`` of the terms that ran."""
+        return {
+            name: (self.hits[t] / self.rows[t], self.chance[t] / self.rows[t])
+            for t, name in enumerate(self.TERMS)
+            if self.rows[t]
+        }
+
+
+class SoftTokenNorm(nn.Module):
+    """Puts soft tokens on the scale of the backbone's word embeddings: ``x / rms(x) * gain``, the gain ``[H]``
+    starting at the mean norm of the word embeddings over ``sqrt(H)``.
+
+    Mapped external vectors start orders of magnitude smaller than word embeddings; the backbone's own position
+    and type embeddings then drown them, every user and item looks alike to it, and the contrastive terms
+    collapse. A zero vector (padding) stays zero."""
+
+    def __init__(self, hidden: int, norm: float):
+        super().__init__()
+        self.gain = nn.Parameter(torch.full((hidden,), norm / hidden**0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-12) * self.gain
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Module:
@@ -73,7 +143,7 @@ class GALRec(SequentialRecommender):
         logger = getLogger()
 
         # load dataset info
-        if not hasattr(dataset, "hop_tables"):
+        if not hasattr(dataset, "training_graph"):
             raise ConfigError(
                 "GALRec needs its dataset hook (GALRecDataset); build the dataset with "
                 "recbole_galrec.data.create_dataset."
@@ -81,8 +151,7 @@ class GALRec(SequentialRecommender):
         self.settings = s = GALRecSettings.from_config(config)
         self.USER_ID = config["USER_ID_FIELD"]
         self.n_users = dataset.user_num
-        self.register_buffer("user_users", dataset.hop_tables.user_users, persistent=False)  # [n_users, K]
-        self.register_buffer("item_users", dataset.hop_tables.item_users, persistent=False)  # [n_items, K]
+        self.graph = dataset.training_graph  # per-sample 2-hop users, items' 1-hop users
 
         # backbone and prompts
         self.backbone = load_backbone(
@@ -113,11 +182,8 @@ class GALRec(SequentialRecommender):
         )
         ext_user = torch.cat([e.user for e in external], dim=1) if external else torch.zeros(self.n_users, 0)
         self.register_buffer("external_user", ext_user.float(), persistent=False)  # [n_users, Du]
-        # Sequential external models give the prompt's own user the vector of the prompt's history, computed at
-        # run time by their frozen encoder; (first column, encoder) per such model.
-        self.user_encoders = nn.ModuleList(e.encoder for e in external if e.encoder is not None)
-        columns = torch.cumsum(torch.tensor([0] + [e.user.shape[1] for e in external]), 0).tolist()
-        self._encoder_columns = [columns[i] for i, e in enumerate(external) if e.encoder is not None]
+        # The prompt's own user takes each external model's vector recomputed from the sample's history.
+        self.user_encoders = nn.ModuleList(e.encoder for e in external)
         self.user_map = _mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
         self.user_id_embedding = None if self.user_map else nn.Embedding(self.n_users, hidden, padding_idx=0)
         features = [e.item.float() for e in external]  # [n_items, Di] each
@@ -130,30 +196,47 @@ class GALRec(SequentialRecommender):
         self.register_buffer("item_features", item_features, persistent=False)  # [n_items, F], frozen
         self.item_map = nn.Linear(item_features.shape[1], hidden) if item_features.shape[1] else None
         self.item_id_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
+        word_norm = float(self.backbone.model.get_input_embeddings().weight.float().norm(dim=1).mean())
+        self.user_token_norm = SoftTokenNorm(hidden, word_norm)
+        self.item_token_norm = SoftTokenNorm(hidden, word_norm)
 
-        # heads, queues and loss
+        # scoring: the language model's head plus (external_user_skip) an external term (P_u x_u) . (P_i x_i)
         self.user_head = nn.Linear(hidden, hidden)
-        self.user_skip = nn.Linear(ext_user.shape[1], hidden) if s.external_user_skip and ext_user.shape[1] else None
-        self.contrast_head = nn.Linear(hidden, s.contrast_dim)
-        self.key_head = None
-        if s.queue_momentum > 0:  # MoCo: keys from a slowly moving copy of the head
-            self.key_head = copy.deepcopy(self.contrast_head).requires_grad_(False)
+        self.score_user = self.score_item = None
+        self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
+        if s.external_user_skip and ext_user.shape[1]:
+            names = [e.name for e in external]
+            width = ext_user.shape[1]
+            if "SASRec" in names:
+                index = names.index("SASRec")
+                width = external[index].user.shape[1]
+                user_col = sum(e.user.shape[1] for e in external[:index])
+                item_col = sum(e.item.shape[1] for e in external[:index])
+                self._sasrec_columns = (user_col, item_col, width)
+            self.score_user = nn.Linear(ext_user.shape[1], width, bias=False)
+            self.score_item = nn.Linear(item_features.shape[1], width, bias=False)
+
+        # contrastive terms: one projection head per term; keys from the momentum copy, queued
+        self.contrast_heads = nn.ModuleList(nn.Linear(hidden, s.contrast_dim) for _ in range(3))
         self.queues = nn.ModuleList([KeyQueue(s.queue_size, s.contrast_dim) for _ in range(3)])
         self.loss_fct = nn.CrossEntropyLoss()
+        self.contrast_log = ContrastLog()
 
         self._init_weights()
-        logger.info(
-            f"GALRec trainable parameters: {sum(p.numel() for p in self.parameters() if p.requires_grad):,}"
-        )
+        # MoCo's key encoder: momentum copies of every trainable parameter above (built last, after init)
+        self.key_encoder = MomentumParameters(self, s.queue_momentum)
+        logger.info(f"GALRec trainable parameters: {sum(p.numel() for p in self.parameters() if p.requires_grad):,}")
 
     def _init_weights(self):
-        """Small normal init for the layers GALRec adds; the backbone keeps its own weights."""
+        """Small normal init for the layers GALRec adds (the backbone keeps its own weights); with
+        ``score_start: sasrec`` the external term starts as SASRec's dot product and the head at zero."""
         for module in (
             self.user_map,
             self.item_map,
             self.user_head,
-            self.user_skip,
-            self.contrast_head,
+            self.score_user,
+            self.score_item,
+            self.contrast_heads,
             self.item_id_embedding,
             self.user_id_embedding,
         ):
@@ -164,8 +247,16 @@ class GALRec(SequentialRecommender):
                     nn.init.normal_(sub.weight, std=0.02)
                 if isinstance(sub, nn.Linear) and sub.bias is not None:
                     nn.init.zeros_(sub.bias)
-        if self.key_head is not None:
-            self.key_head.load_state_dict(self.contrast_head.state_dict())
+        if self.settings.score_start == "sasrec":
+            if self._sasrec_columns is None:
+                raise ConfigError("score_start: sasrec needs SASRec's vectors, but no external SASRec was loaded.")
+            user_col, item_col, width = self._sasrec_columns
+            with torch.no_grad():
+                eye = torch.eye(width)
+                self.score_user.weight.zero_()[:, user_col : user_col + width] = eye
+                self.score_item.weight.zero_()[:, item_col : item_col + width] = eye
+                self.user_head.weight.zero_()
+                self.user_head.bias.zero_()
 
     def _tokenize_item_texts(self, texts: list[str]):
         """Item texts -> ``[n_items, item_text_len]`` token ids and mask, tokenised once."""
@@ -198,32 +289,32 @@ class GALRec(SequentialRecommender):
         return scores
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """Soft tokens of user ids of any shape ``[...]`` -> ``[..., H]`` (external vectors of the training
-        history)."""
+        """Soft tokens of OTHER users' ids of any shape ``[...]`` -> ``[..., H]`` (external vectors of their
+        training histories)."""
         if self.user_map is not None:
             return self.user_map(self.external_user[users])
         return self.user_id_embedding(users)
 
-    def own_user_features(self, users, item_seq, item_seq_len) -> torch.Tensor:
-        """External vectors of a prompt's own user ``[B, Du]``: each sequential external model's part is
-        recomputed from the prompt's history ``item_seq`` ``[B, L]``, the others are the users' rows."""
-        features = self.external_user[users].clone()  # [B, Du]
-        for column, encoder in zip(self._encoder_columns, self.user_encoders, strict=True):
-            vector = encoder(item_seq, item_seq_len)  # [B, d]
-            features[:, column : column + vector.shape[1]] = vector
-        return features
+    def own_user_features(self, item_seq, item_seq_len) -> torch.Tensor:
+        """External vectors of a prompt's own user ``[B, Du]``, each recomputed from the sample's history
+        ``item_seq`` ``[B, L]`` by its model's frozen encoder (never the row fitted on the user's training
+        edges, which for a training prefix would know the target)."""
+        if not len(self.user_encoders):
+            return item_seq.new_zeros(item_seq.shape[0], 0, dtype=torch.float32)
+        return torch.cat([encoder(item_seq, item_seq_len) for encoder in self.user_encoders], dim=1)
 
     def own_user_vectors(self, users, features) -> torch.Tensor:
         """Soft token of a prompt's own user ``[B, H]`` from :meth:`own_user_features`."""
         return self.user_map(features) if self.user_map is not None else self.user_id_embedding(users)
 
-    def query(self, user: "UserStates") -> torch.Tensor:
-        """The scoring query ``[B, H]``: a head on E0_u, plus (``external_user_skip``) a linear map of the own
-        user's external vectors, a skip connection around the backbone."""
-        query = self.user_head(user.e0)
-        if self.user_skip is not None:
-            query = query + self.user_skip(user.external)
-        return query
+    def scores(self, user: "UserStates") -> torch.Tensor:
+        """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)``, plus (``external_user_skip``)
+        ``(P_u x_u) . (P_i x_i)`` over the own user's external vectors and the items' frozen features."""
+        scores = self.item_scores(self.user_head(user.e0))  # [B, n_items]
+        if self.score_user is not None:
+            query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
+            scores = scores + query @ self.item_features.T
+        return scores
 
     def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
@@ -234,7 +325,8 @@ class GALRec(SequentialRecommender):
         if own_user is not None:
             is_own = ((kind == USER) & (prompt.segment == OWN))[..., None]  # [B, T, 1]
             users = torch.where(is_own, own_user[:, None, :], users)
-        items = self.item_vectors(torch.where(kind == ITEM, index, 0))  # [B, T, H]
+        users = self.user_token_norm(users)
+        items = self.item_token_norm(self.item_vectors(torch.where(kind == ITEM, index, 0)))  # [B, T, H]
         embeds = torch.where(
             (kind == TOKEN)[..., None],
             tokens.to(items.dtype),
@@ -256,63 +348,90 @@ class GALRec(SequentialRecommender):
     def _last_state(states: torch.Tensor, prompt: Prompt) -> torch.Tensor:
         return states[torch.arange(states.shape[0], device=states.device), prompt.last]  # [B, H]
 
-    # ----------------------------------------------------------------- forward passes
-    def forward(self, users, item_seq, item_seq_len) -> UserStates:
-        """User prompts -> E0_u and E2_u."""
-        history = recent_items(item_seq, item_seq_len, self.settings.prompt_history_len)  # [B, L]
-        prompt = self.prompts.user_prompts(users, history, self.user_users[users])
-        features = self.own_user_features(users, item_seq, item_seq_len)  # [B, Du]
-        states = self._encode(prompt, self.own_user_vectors(users, features))  # [B, T, H]
-        e2, has_e2 = self._pool(states, prompt, HOP2)
-        return UserStates(self._last_state(states, prompt), e2, has_e2, features)
+    # ----------------------------------------------------------------- inputs and forward passes
+    def sample_inputs(self, users, item_seq, item_seq_len, targets=None) -> SampleInputs:
+        """The prompts and own-user vectors of samples: users ``[B]``, histories ``[B, L]``, and for training
+        (L2, L3) the target items ``[B]``."""
+        history = recent_items(item_seq, item_seq_len, self.settings.prompt_history_len)  # [B, L']
+        neighbours = self.graph.two_hop_users(users, item_seq)  # [B, K], chosen by this history
+        user_prompt = self.prompts.user_prompts(users, history, neighbours)
+        item_prompt = None
+        if targets is not None and self.settings.uses_item_prompt:
+            item_prompt = self.prompts.item_prompts(targets, self.graph.item_users_without(targets, users))
+        return SampleInputs(user_prompt, self.own_user_features(item_seq, item_seq_len), item_prompt)
 
-    def encode_items(self, items) -> ItemStates:
+    def encode_user(self, users, inputs: SampleInputs) -> UserStates:
+        """User prompts -> E0_u and E2_u."""
+        prompt = inputs.user_prompt
+        states = self._encode(prompt, self.own_user_vectors(users, inputs.own_user))  # [B, T, H]
+        e2, has_e2 = self._pool(states, prompt, HOP2)
+        return UserStates(self._last_state(states, prompt), e2, has_e2, inputs.own_user)
+
+    def encode_items(self, prompt: Prompt) -> ItemStates:
         """Item prompts -> E0_i and E1_i."""
-        prompt = self.prompts.item_prompts(items, self.item_users[items])
         states = self._encode(prompt)  # [B, T, H]
         e1, has_e1 = self._pool(states, prompt, HOP1)
         return ItemStates(self._last_state(states, prompt), e1, has_e1)
 
+    def forward(self, users, item_seq, item_seq_len) -> UserStates:
+        """User prompts of histories ``[B, L]`` -> E0_u and E2_u."""
+        return self.encode_user(users, self.sample_inputs(users, item_seq, item_seq_len))
+
     # ----------------------------------------------------------------- losses
+    def contrast_keys(self, users, inputs: SampleInputs) -> ContrastKeys:
+        """The keys of L1 (E2_u), L2 (E0_i), L3 (E1_i), computed by the momentum copy without gradients."""
+        s = self.settings
+        heads = self.contrast_heads
+        with self.key_encoder.swapped(self):
+            user = self.encode_user(users, inputs) if s.lambda1 > 0 else None
+            item = self.encode_items(inputs.item_prompt) if inputs.item_prompt is not None else None
+            rows = inputs.own_user.shape[0]
+            empty = inputs.own_user.new_zeros(rows, s.contrast_dim)
+            no_rows = torch.zeros(rows, dtype=torch.bool, device=empty.device)
+            return ContrastKeys(
+                user_e2=heads[0](user.e2) if user is not None else empty,
+                item_e0=heads[1](item.e0) if item is not None else empty,
+                item_e1=heads[2](item.e1) if item is not None else empty,
+                has_user_e2=user.has_e2 if user is not None else no_rows,
+                has_item_e1=item.has_e1 if item is not None else no_rows,
+            )
+
     def _contrast(self, term: int, query, key, valid) -> torch.Tensor:
-        """InfoNCE of term ``term`` (0: L1, 1: L2, 2: L3) over the rows where both sides exist."""
+        """InfoNCE of term ``term`` (0: L1, 1: L2, 2: L3) over the rows where both sides exist; ``key`` is
+        already projected by the momentum copy's head."""
         if not bool(valid.any()):
             return query.new_zeros(())
-        query = self.contrast_head(query[valid])  # [B', D]
-        key_head = self.key_head if self.key_head is not None else self.contrast_head
-        key = key_head(key[valid])  # [B', D]
-        if self.key_head is not None:
-            key = key.detach()
+        key = key[valid]  # [B', D]
         queue = self.queues[term]
-        loss = info_nce(query, key, queue.negatives().clone(), tau=self.settings.contrast_tau)
+        result = info_nce(
+            self.contrast_heads[term](query[valid]), key, queue.negatives().clone(), tau=self.settings.contrast_tau
+        )
         if self.training:
             queue.enqueue(key)
-        return loss
-
-    @torch.no_grad()
-    def _momentum_update(self):
-        m = self.settings.queue_momentum
-        for k, q in zip(self.key_head.parameters(), self.contrast_head.parameters(), strict=True):
-            k.mul_(m).add_(q.detach(), alpha=1 - m)
+            self.contrast_log.add(term, result, key.shape[0])
+        return result.loss
 
     def calculate_loss(self, interaction):
         """``(L0, lambda1 * L1, lambda2 * L2, lambda3 * L3)``; RecBole sums them and logs each part."""
         s = self.settings
         users = interaction[self.USER_ID]  # [B]
         targets = interaction[self.POS_ITEM_ID]  # [B]
-        if self.key_head is not None:
-            self._momentum_update()
-        user = self.forward(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        logits = self.item_scores(self.query(user))  # [B, n_items]
-        l0 = self.loss_fct(logits, targets)
+        inputs = self.sample_inputs(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], targets)
+        contrastive = s.lambda1 > 0 or s.uses_item_prompt
+        keys = None
+        if contrastive:
+            self.key_encoder.update(self)
+            keys = self.contrast_keys(users, inputs)
+        user = self.encode_user(users, inputs)
+        l0 = self.loss_fct(self.scores(user), targets)
         zero = l0.new_zeros(())
-        l1 = self._contrast(0, user.e0, user.e2, user.has_e2) if s.lambda1 > 0 else zero
-        l2 = l3 = zero
-        if s.uses_item_prompt:
-            item = self.encode_items(targets)
-            all_rows = torch.ones_like(targets, dtype=torch.bool)
-            l2 = self._contrast(1, user.e0, item.e0, all_rows) if s.lambda2 > 0 else zero
-            l3 = self._contrast(2, user.e2, item.e1, user.has_e2 & item.has_e1) if s.lambda3 > 0 else zero
+        l1 = l2 = l3 = zero
+        if s.lambda1 > 0:
+            l1 = self._contrast(0, user.e0, keys.user_e2, user.has_e2 & keys.has_user_e2)
+        if s.lambda2 > 0:
+            l2 = self._contrast(1, user.e0, keys.item_e0, torch.ones_like(targets, dtype=torch.bool))
+        if s.lambda3 > 0:
+            l3 = self._contrast(2, user.e2, keys.item_e1, user.has_e2 & keys.has_item_e1)
         return l0, s.lambda1 * l1, s.lambda2 * l2, s.lambda3 * l3
 
     # ----------------------------------------------------------------- prediction
@@ -324,8 +443,7 @@ class GALRec(SequentialRecommender):
         scores = []
         for start in range(0, users.shape[0], step):
             part = slice(start, start + step)
-            user = self.forward(users[part], seq[part], seq_len[part])
-            scores.append(self.item_scores(self.query(user)))  # [b, n_items]
+            scores.append(self.scores(self.forward(users[part], seq[part], seq_len[part])))  # [b, n_items]
         return torch.cat(scores, dim=0)
 
     def predict(self, interaction):
@@ -341,8 +459,6 @@ class GALRec(SequentialRecommender):
     def _trainable_keys(self) -> set[str]:
         """Names of the trainable parameters and of the persistent buffers outside the backbone."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        if self.key_head is not None:
-            keys |= {f"key_head.{n}" for n, _ in self.key_head.named_parameters()}
         persistent = super().state_dict(keep_vars=True)
         keys |= {n for n, _ in self.named_buffers() if n in persistent and not n.startswith("backbone.")}
         return keys
