@@ -83,8 +83,8 @@ def bench(tmp_path_factory):
 
 
 def table_rows(markdown: str) -> dict[str, dict[str, str]]:
-    """The markdown table as {model label: {column header: cell}}."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    """The markdown's first table as {model label: {column header: cell}}."""
+    lines = markdown[markdown.index("\n|") + 1 :].split("\n\n", 1)[0].splitlines()
     headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
     rows = {}
     for line in lines[2:]:

@@ -120,8 +120,10 @@ def _seeds_cell(row: dict) -> str:
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    align = ["left", "left"] + ["right"] * (frame.shape[1] - 2)
-    return frame.to_markdown(index=False, colalign=align, disable_numparse=True)
+    """A pipe table of text cells: the first two columns left-aligned, numbers right-aligned."""
+    align = [":---", ":---"] + ["---:"] * (frame.shape[1] - 2)
+    rows = [list(frame.columns), align, *frame.astype(str).to_numpy().tolist()]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def main_table(results: dict) -> pd.DataFrame:
