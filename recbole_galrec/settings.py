@@ -57,6 +57,7 @@ class GALRecSettings:
     external_config: dict[str, dict]
     external_user_skip: bool
     score_start: str
+    score_residual: bool
     lambda1: float
     lambda2: float
     lambda3: float
@@ -72,6 +73,11 @@ class GALRecSettings:
         _choice("llm_dtype", self.llm_dtype, DTYPES)
         _choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         _choice("score_start", self.score_start, SCORE_STARTS)
+        if not self.score_residual and not self.external_user_skip:
+            raise ConfigError(
+                "score_residual: False with external_user_skip: False leaves nothing to score items with; "
+                "set one of them to True."
+            )
         if self.score_start == "sasrec":
             if not self.external_user_skip:
                 raise ConfigError(
@@ -102,9 +108,7 @@ class GALRecSettings:
         if not self.contrast_tau > 0:
             raise ConfigError(f"contrast_tau must be > 0, got {self.contrast_tau}.")
         if not 0.0 <= self.queue_momentum < 1.0:
-            raise ConfigError(
-                f"queue_momentum must be in [0, 1) (0: no momentum copy), got {self.queue_momentum}."
-            )
+            raise ConfigError(f"queue_momentum must be in [0, 1) (0: no momentum copy), got {self.queue_momentum}.")
         if not 0.0 <= self.llm_lora_dropout < 1.0:
             raise ConfigError(f"llm_lora_dropout must be in [0, 1), got {self.llm_lora_dropout}.")
         if self.item_text_mode == "tokens" and self.item_text_len < 1:
@@ -116,6 +120,12 @@ class GALRecSettings:
             for placeholder in needed:
                 if template.count(placeholder) != 1:
                     raise ConfigError(f"{key} must contain {placeholder} exactly once: {template!r}")
+
+    @property
+    def uses_backbone(self) -> bool:
+        """Whether training or scoring runs the language model at all (not when it neither scores nor learns
+        a contrastive term: the "no language model" ablation)."""
+        return self.score_residual or self.lambda1 > 0 or self.uses_item_prompt
 
     @property
     def uses_item_prompt(self) -> bool:
@@ -134,12 +144,9 @@ class GALRecSettings:
         ]
         if unknown:
             hints = [
-                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k
-                for k in unknown
+                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k for k in unknown
             ]
-            raise ConfigError(
-                f"Unknown GALRec config keys: {', '.join(hints)}. See properties/model/GALRec.yaml."
-            )
+            raise ConfigError(f"Unknown GALRec config keys: {', '.join(hints)}. See properties/model/GALRec.yaml.")
         missing = [n for n in names if n not in values]
         if missing:
             raise ConfigError(

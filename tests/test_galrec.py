@@ -431,6 +431,50 @@ def test_own_user_token_is_recomputed_from_the_prompt_history(ml100k, with_sasre
     assert not any(key.startswith("user_encoders.") for key in model.state_dict())
 
 
+def test_training_inputs_do_not_see_the_users_later_interactions(ml100k, with_sasrec):
+    """Every input of a training sample is a function of its own history and of OTHER users' training
+    interactions: deleting the user's interactions from the sample's target on (the training graph rebuilt
+    without them, and the user's own fitted external rows, which they shaped, replaced) changes none of the
+    sample's inputs: user prompt, own-user vectors, the target's item prompt."""
+    from recbole_galrec.data.graph import TrainingGraph
+
+    config, dataset, train_loader, _, _ = ml100k
+    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
+    train = train_loader._dataset
+    histories = training_histories(train)
+    data = train.inter_feat
+    users_column = data[model.USER_ID].tolist()
+    position, seen = [], {}
+    for user in users_column:  # samples of a user are in time order: the j-th has target histories[u][j]
+        seen[user] = seen.get(user, 0) + 1
+        position.append(seen[user])
+    generator = torch.Generator().manual_seed(0)
+    checked = 0
+    for row in range(0, len(users_column), 1931):
+        batch = data[row : row + 1]
+        user, j = users_column[row], position[row]
+        assert histories[user][j] == int(batch[model.POS_ITEM_ID][0])
+        args = (batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], batch[model.POS_ITEM_ID])
+        with torch.no_grad():
+            full = model.sample_inputs(*args)
+            graph, fitted = model.graph, model.external_user[user].clone()
+            cut = {**histories, user: histories[user][:j]}
+            model.graph = TrainingGraph(cut, dataset.user_num, dataset.item_num, graph.num_neighbors, config["seed"])
+            model.external_user[user] = torch.randn(fitted.shape, generator=generator)
+            try:
+                cut_inputs = model.sample_inputs(*args)
+            finally:
+                model.graph = graph
+                model.external_user[user] = fitted
+        for prompt_name in ("user_prompt", "item_prompt"):
+            before, after = getattr(full, prompt_name), getattr(cut_inputs, prompt_name)
+            for field in ("kind", "index", "segment", "attention_mask", "last"):
+                assert torch.equal(getattr(before, field), getattr(after, field)), (row, prompt_name, field)
+        assert torch.equal(full.own_user, cut_inputs.own_user), row
+        checked += 1
+    assert checked >= 45
+
+
 def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
     """Only the prompt's own USER position carries the recomputed token."""
     from recbole_galrec.prompt import OWN, USER
@@ -497,3 +541,23 @@ def test_sasrec_start_needs_sasrec_and_the_external_term(ml100k):
         build_model(ml100k, external_models=["LightGCN"], score_start="sasrec")
     with pytest.raises(ConfigError, match="external_user_skip: False and score_start: random"):
         build_model(ml100k, external_models=["SASRec"], score_start="sasrec", external_user_skip=False)
+
+
+def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec, monkeypatch):
+    """The "no language model" ablation: the external term alone, from the SASRec start, trained by L0."""
+    model = build_model(
+        ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_residual=False,
+        lambda1=0.0, lambda2=0.0, lambda3=0.0,
+    ).train()  # fmt: skip
+
+    def no_backbone(*args):
+        raise AssertionError("the backbone ran")
+
+    monkeypatch.setattr(model.backbone, "forward", no_backbone)
+    batch = first_batch(ml100k[2])[:16]
+    l0, *rest = model.calculate_loss(batch)
+    l0.backward()
+    assert model.score_user.weight.grad is not None and model.user_head.weight.grad is None
+    assert all(float(loss) == 0.0 for loss in rest)
+    with pytest.raises(ConfigError, match="leaves nothing to score items with"):
+        build_model(ml100k, score_residual=False, external_user_skip=False)

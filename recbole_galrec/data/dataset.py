@@ -42,9 +42,7 @@ class GALRecDataset(SequentialDataset):
         parts = [self._field_strings(field) for field in present]
         texts = [" ".join(p for p in item_parts if p) for item_parts in zip(*parts, strict=True)]
         texts[0] = ""  # padding item
-        self.logger.info(
-            f"item text: {sum(bool(t) for t in texts[1:])} of {self.item_num - 1} items have text"
-        )
+        self.logger.info(f"item text: {sum(bool(t) for t in texts[1:])} of {self.item_num - 1} items have text")
         return texts
 
     def _field_strings(self, field: str) -> list[str]:

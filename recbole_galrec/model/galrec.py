@@ -308,9 +308,12 @@ class GALRec(SequentialRecommender):
         return self.user_map(features) if self.user_map is not None else self.user_id_embedding(users)
 
     def scores(self, user: "UserStates") -> torch.Tensor:
-        """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)``, plus (``external_user_skip``)
-        ``(P_u x_u) . (P_i x_i)`` over the own user's external vectors and the items' frozen features."""
-        scores = self.item_scores(self.user_head(user.e0))  # [B, n_items]
+        """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)`` (``score_residual``), plus
+        (``external_user_skip``) ``(P_u x_u) . (P_i x_i)`` over the own user's external vectors and the items'
+        frozen features."""
+        scores = 0.0
+        if self.settings.score_residual:
+            scores = self.item_scores(self.user_head(user.e0))  # [B, n_items]
         if self.score_user is not None:
             query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
             scores = scores + query @ self.item_features.T
@@ -361,8 +364,11 @@ class GALRec(SequentialRecommender):
         return SampleInputs(user_prompt, self.own_user_features(item_seq, item_seq_len), item_prompt)
 
     def encode_user(self, users, inputs: SampleInputs) -> UserStates:
-        """User prompts -> E0_u and E2_u."""
+        """User prompts -> E0_u and E2_u (zero, without running the backbone, when nothing uses them)."""
         prompt = inputs.user_prompt
+        if not self.settings.uses_backbone:
+            zeros = inputs.own_user.new_zeros(users.shape[0], self.backbone.hidden_size)
+            return UserStates(zeros, zeros, torch.zeros_like(users, dtype=torch.bool), inputs.own_user)
         states = self._encode(prompt, self.own_user_vectors(users, inputs.own_user))  # [B, T, H]
         e2, has_e2 = self._pool(states, prompt, HOP2)
         return UserStates(self._last_state(states, prompt), e2, has_e2, inputs.own_user)
