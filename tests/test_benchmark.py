@@ -488,6 +488,7 @@ def test_progress_lines_from_the_log(tmp_path):
         "external SASRec: training on ml-100k for up to 5 epochs",
         "epoch 0 training [time: 3.00s, train loss: 12.0000]",
         "parameters: 1,000 trainable of 2,000",
+        "epoch -1 (before training) evaluating [valid_score: 0.040000]",
         "\x1b[32mepoch 0 training\x1b[0m [time: 10.00s, train_loss1: 5.0000, train_loss2: 1.0000]",
         "epoch 1 training [time: 10.00s, train_loss1: 4.0000, train_loss2: 1.0000]",
         "epoch 1 evaluating [time: 2.00s, valid_score: 0.050000]",
@@ -498,9 +499,10 @@ def test_progress_lines_from_the_log(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     progress.main_start = None
     messages = progress.read(log)
-    assert messages[0] == "epoch 0 trained in 10.0 s (train_loss1: 5.0000, train_loss2: 1.0000)"
-    assert messages[2].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); ")
-    assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)", messages[2])
+    assert messages[0] == "before training: valid score 0.0400"
+    assert messages[1] == "epoch 0 trained in 10.0 s (train_loss1: 5.0000, train_loss2: 1.0000)"
+    assert messages[3].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); ")
+    assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)", messages[3])
     assert progress.max_epochs == 10 and progress.epochs_done == 2
 
 

@@ -42,6 +42,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PLAN = re.compile(r"run plan: at most (\d+) epochs")
 _TRAIN = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s, (.*)\]")
 _VALID = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.eE+]+)\]")
+_START = re.compile(r"epoch -1 \(before training\) evaluating \[valid_score: ([-\d.eE+]+)\]")
+_CONTRAST = re.compile(r"epoch (\d+) contrastive top-1 share: (.*)")
 _EXTERNAL = re.compile(r"external (\w+): training")
 _MAIN = re.compile(r"parameters: [\d,]+ trainable")
 
@@ -76,6 +78,11 @@ class Progress:
             self.phase = f"external {match.group(1)}: "
         elif _MAIN.search(line):
             self.phase, self.main_start = "", time.perf_counter()
+        elif match := _START.search(line):
+            self.best, self.best_epoch = float(match.group(1)), -1
+            return f"before training: valid score {self.best:.4f}"
+        elif match := _CONTRAST.search(line):
+            return f"epoch {match.group(1)} contrastive top-1 share: {match.group(2)}"
         elif match := _TRAIN.search(line):
             epoch, seconds, losses = int(match.group(1)), float(match.group(2)), match.group(3)
             if not self.phase:
