@@ -442,15 +442,17 @@ class GALRec(SequentialRecommender):
 
     # ----------------------------------------------------------------- prediction
     def _user_scores(self, interaction) -> torch.Tensor:
-        """Scores of every item for each sequence, ``[B, n_items]``, in chunks of ``llm_batch_size`` prompts."""
+        """Scores of every item for each sequence, ``[B, n_items]``, in chunks of ``llm_batch_size`` prompts.
+
+        Sequences are chunked in order of history length, so that a chunk's prompts have about the same length
+        and little of the backbone's work is padding; rows come back in the input order."""
         users = interaction[self.USER_ID]
         seq, seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
-        step = self.settings.llm_batch_size
-        scores = []
-        for start in range(0, users.shape[0], step):
-            part = slice(start, start + step)
-            scores.append(self.scores(self.forward(users[part], seq[part], seq_len[part])))  # [b, n_items]
-        return torch.cat(scores, dim=0)
+        order = torch.argsort(seq_len, stable=True)  # [B]
+        scores = torch.empty(users.shape[0], self.n_items, device=seq.device)  # [B, n_items]
+        for rows in order.split(self.settings.llm_batch_size):
+            scores[rows] = self.scores(self.forward(users[rows], seq[rows], seq_len[rows]))  # [b, n_items]
+        return scores
 
     def predict(self, interaction):
         """Score of ``interaction[ITEM_ID]`` for each sequence: ``[B]``."""
