@@ -58,6 +58,7 @@ class GALRecSettings:
     external_user_skip: bool
     score_start: str
     score_residual: bool
+    score_lr_scale: float
     lambda1: float
     lambda2: float
     lambda3: float
@@ -73,6 +74,8 @@ class GALRecSettings:
         _choice("llm_dtype", self.llm_dtype, DTYPES)
         _choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         _choice("score_start", self.score_start, SCORE_STARTS)
+        if not self.score_lr_scale > 0:
+            raise ConfigError(f"score_lr_scale must be > 0, got {self.score_lr_scale}.")
         if not self.score_residual and not self.external_user_skip:
             raise ConfigError(
                 "score_residual: False with external_user_skip: False leaves nothing to score items with; "

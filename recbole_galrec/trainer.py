@@ -14,6 +14,7 @@ class GALRecTrainer(Trainer):
       and its next item) per user instead of every prefix, drawn anew each epoch from ``seed + epoch``. With a
       language model inside, this is what makes an epoch affordable on a CPU; over epochs every prefix is still
       seen. ``train_sample: all`` is RecBole's behaviour.
+    - the optimiser over :meth:`GALRec.optimizer_groups` (``score_lr_scale``);
     - a validation before the first epoch, so that the start (with ``score_start: sasrec``, SASRec's own
       ranking) is a candidate for the best checkpoint, logged as epoch -1;
     - after every epoch, each contrastive term's top-1 share (how often the positive outscored all negatives)
@@ -23,6 +24,12 @@ class GALRecTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.one_per_user = config["train_sample"] == "one_per_user"
+
+    def _build_optimizer(self, **kwargs):
+        """RecBole's optimiser over the model's parameter groups (the scoring maps' own learning rate)."""
+        if "params" not in kwargs and hasattr(self.model, "optimizer_groups"):
+            kwargs["params"] = self.model.optimizer_groups(kwargs.get("learning_rate", self.learning_rate))
+        return super()._build_optimizer(**kwargs)
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if valid_data and self.start_epoch == 0 and self.eval_step > 0:

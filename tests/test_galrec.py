@@ -561,3 +561,16 @@ def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec,
     assert all(float(loss) == 0.0 for loss in rest)
     with pytest.raises(ConfigError, match="leaves nothing to score items with"):
         build_model(ml100k, score_residual=False, external_user_skip=False)
+
+
+def test_trainer_gives_the_scoring_maps_their_own_learning_rate(ml100k, with_sasrec):
+    from recbole_galrec.trainer import GALRecTrainer
+
+    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_lr_scale=0.1)
+    trainer = GALRecTrainer(ml100k[0], model)
+    groups = trainer.optimizer.param_groups
+    lr = ml100k[0]["learning_rate"]
+    assert [g["lr"] for g in groups] == pytest.approx([lr, 0.1 * lr])
+    assert {id(p) for p in groups[1]["params"]} == {id(model.score_user.weight), id(model.score_item.weight)}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in groups for p in g["params"]} == trainable

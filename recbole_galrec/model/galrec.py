@@ -227,6 +227,17 @@ class GALRec(SequentialRecommender):
         self.key_encoder = MomentumParameters(self, s.queue_momentum)
         logger.info(f"GALRec trainable parameters: {sum(p.numel() for p in self.parameters() if p.requires_grad):,}")
 
+    def optimizer_groups(self, learning_rate: float) -> list[dict]:
+        """Parameter groups for the optimiser: the external scoring term's maps at ``score_lr_scale`` times the
+        learning rate, every other trainable parameter at the learning rate."""
+        scoring = [p for m in (self.score_user, self.score_item) if m is not None for p in m.parameters()]
+        chosen = {id(p) for p in scoring}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in chosen]
+        groups = [{"params": rest, "lr": learning_rate}]
+        if scoring:
+            groups.append({"params": scoring, "lr": learning_rate * self.settings.score_lr_scale})
+        return groups
+
     def _init_weights(self):
         """Small normal init for the layers GALRec adds (the backbone keeps its own weights); with
         ``score_start: sasrec`` the external term starts as SASRec's dot product and the head at zero."""
