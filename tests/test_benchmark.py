@@ -514,7 +514,14 @@ def test_public_paths_and_command(tmp_path, monkeypatch):
     assert store.public_command(["--data_path=/x/datasets", f"--output={tmp_path}/o", "--seeds=1"]) == (
         "python -m recbole_galrec.benchmark --data_path=<local>/datasets --output=o --seeds=1"
     )
-    assert store.public_settings({"data_path": "/x/ds", "epochs": 3}) == {"data_path": "<local>/ds", "epochs": 3}
+    assert store.public_settings({"data_path": "/x/ds", "llm_path": "/m/lm", "epochs": 3}) == {
+        "data_path": "<local>/ds",
+        "llm_path": "<local>/lm",
+        "epochs": 3,
+    }
+    replacements = store.path_replacements({"llm_path": "/m/lm"}, "/x/ds/beauty")
+    assert replacements["/x/ds"] == "<data_path>" and replacements["/m/lm"] == "<local>/lm"
+    assert replacements[str(REPO_ROOT)] == "<recbole_galrec>" and replacements[sys.prefix] == "<python>"
     assert store.scrub_paths("read /x/ds/beauty and /x/ds, not /x/dsa", {"/x/ds": "<data_path>"}) == (
         "read <data_path>/beauty and <data_path>, not /x/dsa"
     )

@@ -245,7 +245,8 @@ def markdown_table(results: dict) -> str:
         f"- reference for the paired tests: {comparisons['reference'] if comparisons else 'none'}",
         "",
         "Test metrics of the best validation checkpoint; mean ± sample standard deviation over seeds (n/a with "
-        "one seed). Epochs are numbered from 0, as RecBole logs them; train samples / s counts the training "
+        "one seed). Epochs are numbered from 0, as RecBole logs them (best epoch -1: the validation before training, "
+        "GALRec's start); train samples / s counts the training "
         "samples (prompts for GALRec) of all training passes over their time; s to best is the time from the "
         "start of training to the end of the best validation; wall s is the whole run (data, training, "
         "validation, test).",

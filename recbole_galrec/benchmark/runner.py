@@ -23,6 +23,7 @@ from recbole_galrec.benchmark.store import (
     find_run,
     load_results,
     machine_info,
+    path_replacements,
     public_path,
     public_settings,
     record_run,
@@ -266,9 +267,7 @@ def run_benchmark(
             f"--reference={reference} is neither among --models ({', '.join(labels)}) nor recorded in "
             f"{out / f'{dataset}.json'}: name one of the models."
         )
-    scrub = {os.getcwd(): ".", sys.prefix: "<python>", os.path.expanduser("~"): "~"}
-    if data_folder and os.path.isabs(data_folder):
-        scrub[os.path.dirname(data_folder.rstrip("/"))] = "<data_path>"
+    scrub = path_replacements(overrides, data_folder)
     runs = planning.order_plan(labels, seeds)
     number = {key: i for i, key in enumerate(runs, 1)}
     pending = [key for key in runs if key not in done_runs(results)]

@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 from recbole_galrec.errors import ConfigError
@@ -50,11 +51,34 @@ def public_path(value: str) -> str:
 
 
 def public_settings(settings: dict) -> dict:
-    """The overrides without machine paths (location keys through :func:`public_path`)."""
+    """The overrides without machine paths (every absolute path through :func:`public_path`)."""
     return {
-        key: public_path(value) if key in LOCATION_KEYS and isinstance(value, str) else value
+        key: public_path(value) if isinstance(value, str) and os.path.isabs(value) else value
         for key, value in settings.items()
     }
+
+
+def path_replacements(settings: dict, data_folder: str | None) -> dict[str, str]:
+    """Absolute folders of this machine that a run's log may name, each with the placeholder that replaces it:
+    the data, the Python installation and its packages, this package's checkout, absolute settings, the
+    working directory and the home folder."""
+    import recbole
+
+    import recbole_galrec
+
+    replacements = {
+        os.getcwd(): ".",
+        os.path.expanduser("~"): "~",
+        sys.prefix: "<python>",
+        os.path.dirname(os.path.dirname(os.path.abspath(recbole.__file__))): "<site-packages>",
+        os.path.dirname(os.path.dirname(os.path.abspath(recbole_galrec.__file__))): "<recbole_galrec>",
+    }
+    if data_folder and os.path.isabs(data_folder):
+        replacements[os.path.dirname(data_folder.rstrip("/"))] = "<data_path>"
+    for value in settings.values():
+        if isinstance(value, str) and os.path.isabs(value):
+            replacements[value] = public_path(value)
+    return replacements
 
 
 def public_command(argv: list[str]) -> str:
