@@ -59,7 +59,6 @@ PACKAGE_DEPS=(
     "setuptools>=77.0.3,<82"
     "transformers>=4.57,<6"
     "peft>=0.17,<0.22"
-    "tabulate>=0.9"
 )
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
