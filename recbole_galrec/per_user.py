@@ -32,6 +32,7 @@ class PerUserRecorder:
         self.struct = None
         self._collect = trainer.eval_collector.eval_batch_collect
         self._evaluate = trainer.evaluator.evaluate
+        self._own = [(obj, name, vars(obj).get(name)) for obj, name in self._patched()]
 
         def eval_batch_collect(scores, interaction, positive_u, positive_i):
             self.user_ids.append(interaction[uid_field].detach().cpu().numpy())
@@ -44,10 +45,16 @@ class PerUserRecorder:
         trainer.eval_collector.eval_batch_collect = eval_batch_collect
         trainer.evaluator.evaluate = evaluate
 
+    def _patched(self):
+        return [(self.trainer.eval_collector, "eval_batch_collect"), (self.trainer.evaluator, "evaluate")]
+
     def close(self) -> None:
-        """Give the trainer its own methods back."""
-        self.trainer.eval_collector.eval_batch_collect = self._collect
-        self.trainer.evaluator.evaluate = self._evaluate
+        """Give the collector and the evaluator their own methods back."""
+        for obj, name, own in self._own:
+            if own is None:
+                delattr(obj, name)  # the class's method again
+            else:
+                setattr(obj, name, own)
 
     def frame(self, dataset) -> pd.DataFrame | None:
         """Per-user metrics of the recorded evaluation keyed by raw user id, or None if nothing was recorded."""
