@@ -154,7 +154,8 @@ class Benchmark:
         config_dict["checkpoint_dir"] = str(checkpoints / stem)
         if external:
             given = dict(config_dict.get("external_checkpoints") or {})
-            config_dict["external_checkpoints"] = {**external, **given}  # the user's own choice wins
+            external = {name: path for name, path in external.items() if name not in given}  # the user's win
+            config_dict["external_checkpoints"] = {**external, **given}
         spec = {
             "label": label,
             "model": model,
