@@ -341,7 +341,8 @@ def failed_runs(results: dict, labels: list[str], seeds: list[int]) -> list[dict
     wanted = {(label, seed) for label in labels for seed in seeds}
     failed = [run for run in results["runs"] if (run["model"], run["seed"]) in wanted and run["status"] != "ok"]
     for run in failed:
-        logger.warning(f"{run['model']} seed {run['seed']} failed (log: {run['log']}); the same command retries it")
+        where = f"log: {run['log']}" if run.get("log") else run.get("error")
+        logger.warning(f"{run['model']} seed {run['seed']} failed ({where}); the same command retries it")
     return failed
 
 
@@ -349,4 +350,4 @@ def _run_outcome(run: dict) -> str:
     if run["status"] == "ok":
         return f"ok, ndcg@10 {run['test'].get('ndcg@10', float('nan')):.4f}"
     first = (run.get("error") or "").strip().splitlines()[-1:] or ["unknown error"]
-    return f"FAILED ({first[0]}; log: {run['log']})"
+    return f"FAILED ({first[0]}" + (f"; log: {run['log']})" if run.get("log") else ")")
