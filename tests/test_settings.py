@@ -71,3 +71,13 @@ def test_bad_values_name_the_key(key, value, message):
 def test_item_prompt_is_skipped_without_l2_and_l3():
     settings = GALRecSettings.from_config(defaults() | {"lambda2": 0.0, "lambda3": 0.0})
     assert not settings.uses_item_prompt
+
+
+def test_every_ablation_label_is_a_valid_galrec_config_that_changes_it():
+    from recbole_galrec.benchmark.plan import ABLATION_LABELS
+
+    full = GALRecSettings.from_config(defaults())
+    for label, (model, keys) in ABLATION_LABELS.items():
+        assert model == "GALRec", label
+        settings = GALRecSettings.from_config({**defaults(), **keys})
+        assert settings != full, label

@@ -31,6 +31,22 @@ MODEL_LABELS: dict[str, tuple[str, dict]] = {
     "Pop": ("Pop", {}),
 }
 DEFAULT_MODELS = list(MODEL_LABELS)
+# GALRec with one part switched off each (its ablation: docs/results/amazon-beauty-ablation.md). Not defaults.
+NO_CONTRAST = {"lambda1": 0.0, "lambda2": 0.0, "lambda3": 0.0}
+ABLATION_LABELS: dict[str, tuple[str, dict]] = {
+    "GALRec-paper": ("GALRec", {"external_user_skip": False, "score_start": "random"}),  # the paper's scoring
+    "GALRec-noL1": ("GALRec", {"lambda1": 0.0}),
+    "GALRec-noL2": ("GALRec", {"lambda2": 0.0}),
+    "GALRec-noL3": ("GALRec", {"lambda3": 0.0}),
+    "GALRec-noContrast": ("GALRec", NO_CONTRAST),
+    "GALRec-noQueue": ("GALRec", {"queue_size": 0}),
+    "GALRec-noHops": ("GALRec", {"prompt_num_neighbors": 0}),  # no 2-hop users, no item users in prompts
+    "GALRec-noText": ("GALRec", {"item_text_mode": "none"}),
+    "GALRec-frozen": ("GALRec", {"llm_tuning": "frozen"}),
+    # the same scorer and start, trained the same way, without the language model's term (never run)
+    "GALRec-noLM": ("GALRec", {"score_residual": False, **NO_CONTRAST}),
+}
+MODEL_LABELS.update(ABLATION_LABELS)
 FIRST_SEED = 2020
 MAX_SEED_COUNT = 100  # --seeds=N above this is refused: it is almost surely a seed meant as a list of one
 # GALRec's external models, by the benchmark label whose runs provide them.
