@@ -182,10 +182,11 @@ def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
         assert torch.equal(emb.user, trained.result[emb.name].user)
         assert torch.equal(emb.item, trained.result[emb.name].item)
         first = trained.result[emb.name].encoder
-        assert (emb.encoder is None) == (first is None) == (emb.name != "SASRec")
-        if first is not None:
-            saved, loaded = first.state_dict(), emb.encoder.state_dict()
-            assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+        kind = external.SASRecUserEncoder if emb.name == "SASRec" else external.HistoryMeanEncoder
+        assert isinstance(emb.encoder, kind) and isinstance(first, kind)
+        saved, loaded = first.state_dict(), emb.encoder.state_dict()
+        assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+        assert torch.equal(first.item_table, emb.encoder.item_table)
     init_seed(config["seed"], config["reproducibility"])
     assert torch.equal(after, torch.rand(3))
 
