@@ -168,8 +168,8 @@ def run_recbole_galrec(
         logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
     test_users = len(per_user) if per_user is not None else None
     epochs_run = len(trainer.train_loss_dict)
-    logger.info(f"best valid : {dict(best_valid_result or {})}")
-    logger.info(f"test result: {dict(test_result)}")
+    logger.info(f"best valid : { {k: float(v) for k, v in (best_valid_result or {}).items()} }")
+    logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
 
     result = {
         "model": config["model"],
