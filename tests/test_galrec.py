@@ -512,7 +512,7 @@ def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
     batch = first_batch(ml100k[2])[:4]
     with torch.no_grad():
         user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
-        expected = model.item_scores(model.user_head(user.e0))
+        expected = model.residual_gate * model.item_scores(model.user_head(user.e0))
         if skip:
             items = model.score_item(model.item_features)  # [n_items, d]
             expected = expected + model.score_user(user.external) @ items.T

@@ -17,9 +17,9 @@ A batch flows as follows (see the README, section "GALRec"):
    ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
 3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
-4. Scores (:meth:`GALRec.scores`): ``head(E0_u) . item soft token`` plus, with ``external_user_skip``, an
-   external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
-   dot product and the head at zero, so training starts from SASRec's ranking and learns a residual.
+4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` plus, with ``external_user_skip``,
+   an external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
+   dot product and the gate at zero, so training starts from SASRec's ranking and learns a residual.
 5. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
    terms, one projection head each: L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). Keys come from a
    momentum copy of every trainable parameter (:mod:`recbole_galrec.moco`, MoCo), without gradients, and
@@ -200,8 +200,9 @@ class GALRec(SequentialRecommender):
         self.user_token_norm = SoftTokenNorm(hidden, word_norm)
         self.item_token_norm = SoftTokenNorm(hidden, word_norm)
 
-        # scoring: the language model's head plus (external_user_skip) an external term (P_u x_u) . (P_i x_i)
+        # scoring: the language model's gated head plus (external_user_skip) an external term (P_u x_u) . (P_i x_i)
         self.user_head = nn.Linear(hidden, hidden)
+        self.residual_gate = nn.Parameter(torch.ones(()))  # 0 at a SASRec start (see _init_weights)
         self.score_user = self.score_item = None
         self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
         if s.external_user_skip and ext_user.shape[1]:
@@ -240,7 +241,8 @@ class GALRec(SequentialRecommender):
 
     def _init_weights(self):
         """Small normal init for the layers GALRec adds (the backbone keeps its own weights); with
-        ``score_start: sasrec`` the external term starts as SASRec's dot product and the head at zero."""
+        ``score_start: sasrec`` the external term starts as SASRec's dot product and the language model's term's
+        gate at zero."""
         for module in (
             self.user_map,
             self.item_map,
@@ -266,8 +268,10 @@ class GALRec(SequentialRecommender):
                 eye = torch.eye(width)
                 self.score_user.weight.zero_()[:, user_col : user_col + width] = eye
                 self.score_item.weight.zero_()[:, item_col : item_col + width] = eye
-                self.user_head.weight.zero_()
-                self.user_head.bias.zero_()
+                # A gate at zero, not a head at zero: Adam's first steps move every weight by about the learning
+                # rate, and a zero head (384 x 384 weights) would add scores of the size of SASRec's own at once;
+                # the gate is one number, so the language model's term grows only as far as it helps.
+                self.residual_gate.zero_()
 
     def _tokenize_item_texts(self, texts: list[str]):
         """Item texts -> ``[n_items, item_text_len]`` token ids and mask, tokenised once."""
@@ -324,7 +328,7 @@ class GALRec(SequentialRecommender):
         frozen features."""
         scores = 0.0
         if self.settings.score_residual:
-            scores = self.item_scores(self.user_head(user.e0))  # [B, n_items]
+            scores = self.residual_gate * self.item_scores(self.user_head(user.e0))  # [B, n_items]
         if self.score_user is not None:
             query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
             scores = scores + query @ self.item_features.T
