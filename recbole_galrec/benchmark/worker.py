@@ -10,14 +10,8 @@ from pathlib import Path
 
 from recbole_galrec.benchmark.store import atomic_write_text
 
-# Every key of a run record; a failed run has None where it has no value. Paths are relative to the output.
-RUN_KEYS = [
-    "model",
-    "recbole_model",
-    "seed",
-    "status",
-    "error",
-    "test",
+# Keys of a run record copied as they are from the result ``run_recbole_galrec`` returns.
+RESULT_KEYS = [
     "best_valid_score",
     "best_valid_epoch",
     "epochs_run",
@@ -30,6 +24,17 @@ RUN_KEYS = [
     "test_seconds",
     "test_users",
     "users_scored_per_second",
+    "checkpoint",
+]
+# Every key of a run record; a failed run has None where it has no value. Paths are relative to the output.
+RUN_KEYS = [
+    "model",
+    "recbole_model",
+    "seed",
+    "status",
+    "error",
+    "test",
+    *RESULT_KEYS,
     "wall_seconds",
     "peak_rss_mib",
     "peak_gpu_mib",
@@ -38,7 +43,6 @@ RUN_KEYS = [
     "jobs",
     "log",
     "per_user",
-    "checkpoint",
     "external_checkpoints",
 ]
 ERROR_LINES = 20
@@ -62,24 +66,9 @@ def empty_run(label: str, model: str, seed: int) -> dict:
 
 def run_from_result(run: dict, result: dict) -> dict:
     """Fill a run record from the dict ``run_recbole_galrec`` returns (paths as the worker saw them)."""
-    keys = [
-        "best_valid_score",
-        "best_valid_epoch",
-        "epochs_run",
-        "max_epochs",
-        "stopped_early",
-        "seconds_per_epoch",
-        "train_samples_per_second",
-        "time_to_best_seconds",
-        "train_seconds",
-        "test_seconds",
-        "test_users",
-        "users_scored_per_second",
-        "checkpoint",
-    ]
     return {
         **run,
-        **{key: result[key] for key in keys},
+        **{key: result[key] for key in RESULT_KEYS},
         "status": "ok",
         "test": result["test_result"],
         "per_user": result["per_user_file"],
