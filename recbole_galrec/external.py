@@ -18,7 +18,9 @@ A sequential model's user vector is a function of a history, so SASRec's cache a
 encoder (:class:`SASRecUserEncoder`): GALRec recomputes the vector of a prompt's own user from the history in
 that prompt. A training prefix, a validation history and a test history (which ends with the validation item)
 then each get SASRec's vector for exactly that history, not one fixed vector of the whole training history
-(which would hold a training prefix's target and be one item out of date at test time).
+(which would hold a training prefix's target and be one item out of date at test time). LightGCN has no
+sequence encoder: the own user's vector is the mean of LightGCN's item vectors over the history
+(:class:`HistoryMeanEncoder`), never its row fitted on all of the user's training edges.
 
 RecBole numbers users and items per dataset build, so vectors are aligned by token (the raw id in the
 atomic files), not by internal id. The cache stores vectors in token order and can be aligned with any
