@@ -574,3 +574,15 @@ def test_trainer_gives_the_scoring_maps_their_own_learning_rate(ml100k, with_sas
     assert {id(p) for p in groups[1]["params"]} == {id(model.score_user.weight), id(model.score_item.weight)}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for g in groups for p in g["params"]} == trainable
+
+
+def test_without_external_models_the_own_user_token_is_shared(ml100k):
+    """Without external vectors the own user's token is one learned vector, not the user's id embedding (which,
+    trained on all of the user's samples, would know a training prefix's target)."""
+    model = build_model(ml100k)  # external_models: []
+    users = torch.tensor([1, 2, 3])
+    before = model.own_user_vectors(users, model.own_user_features(torch.zeros(3, 4, dtype=torch.long), users))
+    with torch.no_grad():
+        model.user_id_embedding.weight[1:4] += 1.0
+    after = model.own_user_vectors(users, model.own_user_features(torch.zeros(3, 4, dtype=torch.long), users))
+    assert torch.equal(before, after) and torch.equal(after[0], after[1])

@@ -186,6 +186,9 @@ class GALRec(SequentialRecommender):
         self.user_encoders = nn.ModuleList(e.encoder for e in external)
         self.user_map = _mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
         self.user_id_embedding = None if self.user_map else nn.Embedding(self.n_users, hidden, padding_idx=0)
+        # Without external vectors the own user has no history-computed vector: one shared learned token stands
+        # for it (its own id embedding, trained on all of its samples, would know a training prefix's target).
+        self.own_user_token = None if self.user_map else nn.Parameter(torch.zeros(hidden))
         features = [e.item.float() for e in external]  # [n_items, Di] each
         if s.item_text_mode == "embedding":
             device = config["device"]
@@ -260,6 +263,8 @@ class GALRec(SequentialRecommender):
                     nn.init.normal_(sub.weight, std=0.02)
                 if isinstance(sub, nn.Linear) and sub.bias is not None:
                     nn.init.zeros_(sub.bias)
+        if self.own_user_token is not None:
+            nn.init.normal_(self.own_user_token, std=0.02)
         if self.settings.score_start == "sasrec":
             if self._sasrec_columns is None:
                 raise ConfigError("score_start: sasrec needs SASRec's vectors, but no external SASRec was loaded.")
@@ -319,8 +324,11 @@ class GALRec(SequentialRecommender):
         return torch.cat([encoder(item_seq, item_seq_len) for encoder in self.user_encoders], dim=1)
 
     def own_user_vectors(self, users, features) -> torch.Tensor:
-        """Soft token of a prompt's own user ``[B, H]`` from :meth:`own_user_features`."""
-        return self.user_map(features) if self.user_map is not None else self.user_id_embedding(users)
+        """Soft token of a prompt's own user ``[B, H]`` from :meth:`own_user_features` (without external models:
+        one shared learned token)."""
+        if self.user_map is not None:
+            return self.user_map(features)
+        return self.own_user_token.expand(users.shape[0], -1)
 
     def scores(self, user: "UserStates") -> torch.Tensor:
         """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)`` (``score_residual``), plus
