@@ -140,7 +140,7 @@ def build_config(
     files = property_files(model_class.__name__, dataset) + user_files
     try:
         with _argv_hidden_from_recbole():
-            return Config(
+            config = Config(
                 model=model_class,
                 dataset=dataset,
                 config_file_list=files,
@@ -148,3 +148,9 @@ def build_config(
             )
     except (ValueError, TypeError, NotImplementedError) as err:
         raise ConfigError(f"RecBole rejected the configuration: {err}") from err
+    # A model's own keys (GALRec's settings) are checked here, before any data is read: a bad or misspelt key
+    # stops the run at once instead of after the dataset is loaded and split.
+    settings_class = getattr(model_class, "settings_class", None)
+    if settings_class is not None:
+        settings_class.from_config(config)
+    return config

@@ -81,3 +81,33 @@ def test_every_ablation_label_is_a_valid_galrec_config_that_changes_it():
         assert model == "GALRec", label
         settings = GALRecSettings.from_config({**defaults(), **keys})
         assert settings != full, label
+
+
+def _bad_value(annotation: str):
+    """A value of the wrong type for a field annotated ``annotation``."""
+    if "bool" in annotation:
+        return "maybe"
+    if "int" in annotation or "float" in annotation:
+        return "abc"
+    return 5  # str, list and dict fields
+
+
+@pytest.mark.parametrize("mistake", ["bad value", "misspelt"])
+def test_every_galrec_key_fails_before_the_dataset_is_loaded(workdir, monkeypatch, mistake, capsys):
+    from dataclasses import fields
+
+    from recbole_galrec import cli, quick_start
+
+    def no_dataset(config):
+        raise AssertionError("the dataset was created although a GALRec key was wrong")
+
+    monkeypatch.setattr(quick_start, "create_dataset", no_dataset)
+    for field in fields(GALRecSettings):
+        if mistake == "bad value":
+            argument = f"--{field.name}={_bad_value(str(field.type))}"
+        else:
+            argument = f"--{field.name[:-1]}={defaults()[field.name]!r}"
+        assert cli.main(["--model=GALRec", "--dataset=ml-100k", argument]) == 2, argument
+        message = capsys.readouterr().err
+        expected = field.name if mistake == "bad value" else f"Unknown GALRec config keys: {field.name[:-1]}"
+        assert message.startswith("error: ") and expected in message, (argument, message)

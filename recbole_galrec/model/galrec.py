@@ -137,6 +137,7 @@ def _mlp(d_in: int, d_out: int) -> nn.Module:
 
 class GALRec(SequentialRecommender):
     input_type = InputType.POINTWISE
+    settings_class = GALRecSettings  # checked by build_config before any data is read
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
