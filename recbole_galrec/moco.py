@@ -39,12 +39,6 @@ class MomentumParameters(nn.Module):
             yield model.get_parameter(name), getattr(self, f"copy_{index}")
 
     @torch.no_grad()
-    def reset(self, model: nn.Module) -> None:
-        """Copy the current parameters (after the model's own weight initialisation)."""
-        for param, copy in self._pairs(model):
-            copy.copy_(param)
-
-    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One momentum step towards the current parameters."""
         for param, copy in self._pairs(model):

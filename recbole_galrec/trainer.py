@@ -51,10 +51,9 @@ class GALRecTrainer(Trainer):
         if log is not None:
             log.reset()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
-        if log is not None and log.summary():
-            shares = ", ".join(
-                f"{term} {top1:.4f} (chance {chance:.4f})" for term, (top1, chance) in log.summary().items()
-            )
+        summary = log.summary() if log is not None else {}
+        if summary:
+            shares = ", ".join(f"{term} {top1:.4f} (chance {chance:.4f})" for term, (top1, chance) in summary.items())
             self.logger.info(f"epoch {epoch_idx} contrastive top-1 share: {shares}")
         return loss
 
