@@ -134,11 +134,29 @@ class Backbone(nn.Module):
         added = self.added_embeddings(match.long().argmax(-1)).to(embeds.dtype)  # [B, T, H]
         return torch.where(is_added.unsqueeze(-1), added, embeds)  # [B, T, H]
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last hidden states ``[B, T, H]`` of ``inputs_embeds [B, T, H]`` under ``attention_mask [B, T]``.
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """Last hidden states ``[B, T, H]`` of ``inputs_embeds [B, T, H]`` under ``attention_mask [B, T]``
+        (right padding: each row's real positions first).
 
-        A decoder attends causally; right padding is fine because the caller pools at explicit positions.
+        With ``groups > 1`` the rows run in that many groups of about equal size, in order of length, each
+        trimmed to its longest row, so that little of the work is padding; the states of real positions are the
+        same as in one pass (padding positions hold no meaningful state either way). A decoder attends causally; right padding is
+        fine because the caller pools at explicit positions.
         """
+        rows = inputs_embeds.shape[0]
+        if groups <= 1 or rows < 2:
+            return self._last_states(inputs_embeds, attention_mask)
+        width = inputs_embeds.shape[1]
+        lengths = attention_mask.sum(dim=1)  # [B]
+        order = torch.argsort(lengths, stable=True)  # [B]
+        parts = []
+        for group in order.tensor_split(min(groups, rows)):
+            used = int(lengths[group].max())
+            states = self._last_states(inputs_embeds[group, :used], attention_mask[group, :used])  # [b, t, H]
+            parts.append(nn.functional.pad(states, (0, 0, 0, width - used)))  # [b, T, H]
+        return torch.cat(parts)[torch.argsort(order)]  # [B, T, H], rows in the input order
+
+    def _last_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         kwargs = {"use_cache": False} if self.family == "decoder" else {}
         out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
         return out.last_hidden_state  # [B, T, H]

@@ -43,6 +43,7 @@ class GALRecSettings:
     llm_num_layers: int | None
     llm_dtype: str
     llm_batch_size: int
+    llm_length_groups: int
     prompt_user_template: str
     prompt_item_template: str
     prompt_history_len: int
@@ -93,7 +94,7 @@ class GALRecSettings:
                     f"score_start: sasrec needs SASRec among external_models (got {self.external_models}); "
                     "add it, or set score_start: random."
                 )
-        for key in ("llm_lora_r", "llm_lora_alpha", "llm_batch_size", "contrast_dim"):
+        for key in ("llm_lora_r", "llm_lora_alpha", "llm_batch_size", "llm_length_groups", "contrast_dim"):
             _at_least(key, getattr(self, key), 1)
         for key in (
             "prompt_history_len",

@@ -129,6 +129,24 @@ def test_shapes_family_and_added_tokens(name, tokenizer):
     assert torch.allclose(after[changed], user_row.expand_as(after[changed]))
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_length_groups_give_the_states_of_one_padded_pass(name, tokenizer):
+    """Rows run in groups of similar length, each cut to its longest row: the states of every real position
+    equal those of one padded pass, rows come back in the input order, and gradients flow."""
+    backbone = _backbone(name, tokenizer).eval()
+    texts = ["a", "[GAL_USER] likes red lipstick and a blue scarf [GAL_PRED]", "one two", "a short one [GAL_PRED]"]
+    enc = tokenizer(texts * 2, padding=True, return_tensors="pt", add_special_tokens=False)
+    ids, mask = enc["input_ids"], enc["attention_mask"]  # [8, T], lengths differ, longest in rows 1 and 5
+    embeds = backbone.input_embeddings(ids).detach().requires_grad_(True)
+    whole = backbone(embeds, mask)  # [8, T, H]
+    grouped = backbone(embeds, mask, groups=3)
+    real = mask.bool()
+    assert grouped.shape == whole.shape
+    torch.testing.assert_close(grouped[real], whole[real], atol=1e-5, rtol=1e-4)
+    (grouped[real] * torch.randn_like(grouped[real])).sum().backward()  # (a plain sum is constant under LayerNorm)
+    assert embeds.grad[real].abs().sum() > 0
+
+
 def test_heads_and_decoders_are_dropped(tokenizer):
     llama = _backbone("llama", tokenizer, tuning="frozen")
     assert type(llama.model).__name__ == "LlamaModel"  # no LM head

@@ -346,22 +346,27 @@ class GALRec(SequentialRecommender):
     def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
         ``own_user`` ``[B, H]``, when given, is the soft token of the prompt's own user."""
-        kind, index = prompt.kind, prompt.index  # [B, T]
-        tokens = self.backbone.input_embeddings(torch.where(kind == TOKEN, index, 0))  # [B, T, H]
-        users = self.user_vectors(torch.where(kind == USER, index, 0))  # [B, T, H]
-        if own_user is not None:
-            is_own = ((kind == USER) & (prompt.segment == OWN))[..., None]  # [B, T, 1]
-            users = torch.where(is_own, own_user[:, None, :], users)
-        users = self.user_token_norm(users)
-        items = self.item_token_norm(self.item_vectors(torch.where(kind == ITEM, index, 0)))  # [B, T, H]
-        embeds = torch.where(
-            (kind == TOKEN)[..., None],
-            tokens.to(items.dtype),
-            torch.where((kind == USER)[..., None], users, items),
-        )  # [B, T, H]
+        embeds = self._embed(prompt, own_user)  # [B, T, H]
         dtype = _DTYPES[self.settings.llm_dtype]
-        states = self.backbone(embeds.to(dtype), prompt.attention_mask)  # [B, T, H]
-        return states.float()
+        states = self.backbone(embeds.to(dtype), prompt.attention_mask, groups=self.settings.llm_length_groups)
+        return states.float()  # [B, T, H]
+
+    def _embed(self, prompt: Prompt, own_user: torch.Tensor | None) -> torch.Tensor:
+        """Input vectors ``[B, T, H]`` of a prompt's real positions (zero on padding): word embeddings of tokens,
+        soft tokens of users and items. Each map runs only on the positions of its kind."""
+        kind, index = prompt.kind, prompt.index  # [B, T]
+        real = prompt.attention_mask.bool()  # [B, T]
+        is_token, is_item = real & (kind == TOKEN), real & (kind == ITEM)  # [B, T]
+        is_own = real & (kind == USER) & (prompt.segment == OWN) if own_user is not None else torch.zeros_like(real)
+        is_other = real & (kind == USER) & ~is_own  # [B, T]
+        embeds = torch.zeros(*kind.shape, self.backbone.hidden_size, device=kind.device)  # [B, T, H]
+        embeds[is_token] = self.backbone.input_embeddings(index[is_token]).float()  # [N_token, H]
+        embeds[is_other] = self.user_token_norm(self.user_vectors(index[is_other]))  # [N_user, H]
+        if own_user is not None:
+            rows = is_own.nonzero()[:, 0]  # [N_own], the prompt of each own-user position
+            embeds[is_own] = self.user_token_norm(own_user[rows])
+        embeds[is_item] = self.item_token_norm(self.item_vectors(index[is_item]))  # [N_item, H]
+        return embeds
 
     @staticmethod
     def _pool(states: torch.Tensor, prompt: Prompt, segment: int):
