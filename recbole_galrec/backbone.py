@@ -140,8 +140,8 @@ class Backbone(nn.Module):
 
         With ``groups > 1`` the rows run in that many groups of about equal size, in order of length, each
         trimmed to its longest row, so that little of the work is padding; the states of real positions are the
-        same as in one pass (padding positions hold no meaningful state either way). A decoder attends causally; right padding is
-        fine because the caller pools at explicit positions.
+        same as in one pass (padding positions hold no meaningful state either way). A decoder attends
+        causally; right padding is fine because the caller pools at explicit positions.
         """
         rows = inputs_embeds.shape[0]
         if groups <= 1 or rows < 2:
