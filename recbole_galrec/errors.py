@@ -19,3 +19,7 @@ class UnknownModelError(GALRecError, ValueError):
 
 class DatasetNotFoundError(GALRecError, FileNotFoundError):
     """The dataset's atomic files are neither on disk nor downloadable."""
+
+
+class PrepareError(GALRecError):
+    """A raw dataset file or the output folder of ``python -m recbole_galrec.prepare`` is unusable."""

@@ -1,4 +1,4 @@
-"""Tests of ``python -m recbole_galrec.data.prepare`` on small hand-made raw files."""
+"""Tests of ``python -m recbole_galrec.prepare`` on small hand-made raw files."""
 
 import gzip
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recbole_galrec.data.prepare import (
+from recbole_galrec.prepare import (
     PrepareError,
     SourceData,
     clean_categories,
@@ -153,9 +153,7 @@ def test_amazon(tmp_path: Path, compression: str) -> None:
     meta = amazon_meta(tmp_path / f"meta_Beauty{suffix}", compress)
     output = tmp_path / "dataset" / "amazon-beauty"
 
-    stats = run(
-        ["amazon", "--reviews", str(reviews), "--meta", str(meta), "--output", str(output), "--k", "2"]
-    )
+    stats = run(["amazon", "--reviews", str(reviews), "--meta", str(meta), "--output", str(output), "--k", "2"])
 
     assert sorted(path.name for path in output.iterdir()) == [
         "amazon-beauty.inter",
@@ -187,17 +185,13 @@ def test_amazon_with_k_1_keeps_everything_but_repeats(tmp_path: Path) -> None:
         "{'asin': 'a', 'title': __import__('pathlib').Path('{marker}').touch()}",
     ],
 )
-def test_amazon_meta_code_is_never_run(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str], unsafe_line: str
-) -> None:
+def test_amazon_meta_code_is_never_run(tmp_path: Path, capfd: pytest.CaptureFixture[str], unsafe_line: str) -> None:
     marker = tmp_path / "was_run"
     meta = write_lines(
         tmp_path / "meta.json", ["{'asin': 'a', 'title': 'T'}", unsafe_line.replace("{marker}", str(marker))]
     )
     reviews = amazon_reviews(tmp_path / "reviews.json")
-    with pytest.raises(
-        PrepareError, match=r"meta\.json, line 2: expected a JSON object or a Python dict literal"
-    ):
+    with pytest.raises(PrepareError, match=r"meta\.json, line 2: expected a JSON object or a Python dict literal"):
         read_amazon(reviews, meta)
     assert not marker.exists()
     assert "hi" not in capfd.readouterr().out
@@ -252,16 +246,12 @@ def test_amazon_meta_code_is_never_run(
 )
 def test_amazon_bad_input(tmp_path: Path, reviews: list[str], meta: list[str], message: str) -> None:
     with pytest.raises(PrepareError, match=message):
-        read_amazon(
-            write_lines(tmp_path / "reviews.json", reviews), write_lines(tmp_path / "meta.json", meta)
-        )
+        read_amazon(write_lines(tmp_path / "reviews.json", reviews), write_lines(tmp_path / "meta.json", meta))
 
 
 def test_missing_file_names_the_option(tmp_path: Path) -> None:
     meta = amazon_meta(tmp_path / "meta.json")
-    with pytest.raises(
-        PrepareError, match=r"nowhere\.json\.gz: file not found; check the path given to --reviews"
-    ):
+    with pytest.raises(PrepareError, match=r"nowhere\.json\.gz: file not found; check the path given to --reviews"):
         read_amazon(tmp_path / "nowhere.json.gz", meta)
     reviews = amazon_reviews(tmp_path / "reviews.json")
     with pytest.raises(PrepareError, match=r"nowhere\.json: file not found; check the path given to --meta"):
@@ -271,9 +261,7 @@ def test_missing_file_names_the_option(tmp_path: Path) -> None:
 def test_truncated_gzip(tmp_path: Path) -> None:
     reviews = amazon_reviews(tmp_path / "reviews.json.gz", compress=True)
     reviews.write_bytes(reviews.read_bytes()[:-20])
-    with pytest.raises(
-        PrepareError, match=r"reviews\.json\.gz: cannot read past line \d+ .*download it again"
-    ):
+    with pytest.raises(PrepareError, match=r"reviews\.json\.gz: cannot read past line \d+ .*download it again"):
         read_amazon(reviews, amazon_meta(tmp_path / "meta.json"))
 
 
@@ -601,9 +589,7 @@ def test_sequences_without_item_text(tmp_path: Path) -> None:
         (["u1 a b"], ["id\ttitle\ttitle"], r"t\.tsv, line 1: the header repeats a field name"),
     ],
 )
-def test_sequences_bad_input(
-    tmp_path: Path, sequences: list[str], item_text: list[str] | None, message: str
-) -> None:
+def test_sequences_bad_input(tmp_path: Path, sequences: list[str], item_text: list[str] | None, message: str) -> None:
     table = None if item_text is None else write_lines(tmp_path / "t.tsv", item_text)
     with pytest.raises(PrepareError, match=message):
         read_sequences(write_lines(tmp_path / "s.txt", sequences), table)
@@ -616,17 +602,12 @@ def test_clean_text_and_categories() -> None:
     assert clean_text(None) == ""
     assert clean_text(float("nan")) == ""
     assert clean_text("  A&amp;B\t\r\n C&nbsp;D ") == "A&B C D"
-    assert (
-        clean_categories([["Nail Polish", "Nail  Polish"], "&#39;Tools&#39;", "", None])
-        == "Nail_Polish 'Tools'"
-    )
+    assert clean_categories([["Nail Polish", "Nail  Polish"], "&#39;Tools&#39;", "", None]) == "Nail_Polish 'Tools'"
 
 
 def test_nothing_left_after_filtering(tmp_path: Path) -> None:
     data = read_sequences(write_lines(tmp_path / "s.txt", SEQUENCES))
-    with pytest.raises(
-        PrepareError, match=r"s\.txt: no interactions left after 4-core filtering of 14 interactions"
-    ):
+    with pytest.raises(PrepareError, match=r"s\.txt: no interactions left after 4-core filtering of 14 interactions"):
         prepare(data, tmp_path / "out", k=4)
     assert not (tmp_path / "out").exists()
 
@@ -639,9 +620,7 @@ def test_no_interactions_at_all(tmp_path: Path) -> None:
 def test_output_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("x")
     data = SourceData([], {}, "in.txt")
-    with pytest.raises(
-        PrepareError, match=r"taken: exists and is not a directory; --output names the dataset"
-    ):
+    with pytest.raises(PrepareError, match=r"taken: exists and is not a directory; --output names the dataset"):
         prepare(data, tmp_path / "taken", k=1)
     with pytest.raises(PrepareError, match=r"--output must end with the dataset name"):
         prepare(data, Path("."), k=1)
@@ -664,19 +643,14 @@ def test_rerun_replaces_files(tmp_path: Path) -> None:
 
 def test_main_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sequences = write_lines(tmp_path / "s.txt", SEQUENCES)
-    assert (
-        main(["sequences", "--sequences", str(sequences), "--output", str(tmp_path / "s"), "--k", "2", "-q"])
-        == 0
-    )
+    assert main(["sequences", "--sequences", str(sequences), "--output", str(tmp_path / "s"), "--k", "2", "-q"]) == 0
     assert capsys.readouterr().out == (
         "s: 3 users, 3 items, 8 interactions, density 0.888889, mean sequence length 2.67\n"
     )
 
 
 def test_main_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
-        main(["sequences", "--sequences", str(tmp_path / "absent.txt"), "--output", str(tmp_path / "s")]) == 2
-    )
+    assert main(["sequences", "--sequences", str(tmp_path / "absent.txt"), "--output", str(tmp_path / "s")]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"error: {tmp_path / 'absent.txt'}: file not found")
@@ -690,7 +664,7 @@ def test_command_line_error_exit_code(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "recbole_galrec.data.prepare",
+            "recbole_galrec.prepare",
             "amazon",
             "--reviews",
             "missing_reviews.json.gz",
@@ -706,8 +680,6 @@ def test_command_line_error_exit_code(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 2
-    assert (
-        "error: missing_reviews.json.gz: file not found; check the path given to --reviews" in result.stderr
-    )
+    assert "error: missing_reviews.json.gz: file not found; check the path given to --reviews" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dataset").exists()

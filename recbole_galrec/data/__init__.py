@@ -1,4 +1,4 @@
-"""Data side of recbole_galrec: dataset creation with plugin lookup, GALRec's dataset hook, preparation."""
+"""Data side of recbole_galrec at run time: dataset creation with plugin lookup, GALRec's dataset hook, the graph."""
 
 from recbole_galrec.data.utils import create_dataset
 
