@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.settings import BackboneSettings
 
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("encoder", "encoder-decoder", "decoder")
-TUNINGS = ("lora", "full", "frozen")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # llm_dtype
 
 # model_type values of encoder-decoder models (T5EncoderModel resets config.is_encoder_decoder to False).
 _ENCODER_DECODER_MODEL_TYPES = frozenset(
@@ -98,8 +98,6 @@ class Backbone(nn.Module):
         added_token_ids: dict[str, int],
     ) -> None:
         super().__init__()
-        if family not in FAMILIES:
-            raise ConfigError(f"Unknown llm_family '{family}'; allowed: {', '.join(FAMILIES)}.")
         self.model = model
         self.tokenizer = tokenizer
         self.family = family
@@ -119,6 +117,11 @@ class Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.added_embeddings.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the HF model's weights (``llm_dtype``): inputs are cast to it."""
+        return self.model.get_input_embeddings().weight.dtype
 
     def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Embedding lookup ``[B, T] -> [B, T, H]``.
@@ -311,29 +314,21 @@ def _lora_targets(model: nn.Module, requested: Sequence[str] | None) -> list[str
     )
 
 
-def _apply_tuning(
-    model: nn.Module,
-    tuning: str,
-    lora_r: int,
-    lora_alpha: int,
-    lora_dropout: float,
-    lora_target_modules: Sequence[str] | None,
-) -> nn.Module:
+def _apply_tuning(model: nn.Module, settings: BackboneSettings) -> nn.Module:
     """Set what trains: LoRA weights only (``lora``), everything (``full``) or nothing (``frozen``)."""
-    _check_choice("llm_tuning", tuning, TUNINGS)
-    model.requires_grad_(tuning == "full")
-    if tuning != "lora":
+    model.requires_grad_(settings.tuning == "full")
+    if settings.tuning != "lora":
         return model
     from peft import LoraConfig, inject_adapter_in_model
 
-    targets = _lora_targets(model, lora_target_modules)
+    targets = _lora_targets(model, settings.lora_target_modules)
     leaves = _leaf_names(model)
     # GPT-2's Conv1D stores its weight as [in, out].
     fan_in_fan_out = any(type(leaves[t]).__name__ == "Conv1D" for t in targets)
     config = LoraConfig(
-        r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
         target_modules=targets,
         fan_in_fan_out=fan_in_fan_out,
         bias="none",
@@ -374,28 +369,24 @@ def _register_added_tokens(tokenizer, added_tokens: Sequence[str]) -> dict[str, 
 def build_backbone(
     hf_model: nn.Module,
     tokenizer,
-    tuning: str = "lora",
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.05,
-    lora_target_modules: Sequence[str] | None = None,
-    num_layers: int | None = None,
+    settings: BackboneSettings | None = None,
     added_tokens: Sequence[str] = (),
     family: str | None = None,
 ) -> Backbone:
     """Wrap an already-built ``transformers`` model (without or with its head) as a :class:`Backbone`.
 
-    ``family`` overrides the detection from ``hf_model.config``. The tokenizer is modified in place (pad
-    token, task tokens). See :func:`load_backbone` for the other arguments.
+    ``settings``' tuning, LoRA and layer keys apply (its path and dtype are :func:`load_backbone`'s); ``family``
+    overrides the detection from ``hf_model.config``. The tokenizer is modified in place (pad token, task
+    tokens). See :func:`load_backbone` for the other arguments.
     """
-    _check_choice("llm_tuning", tuning, TUNINGS)
+    settings = settings or BackboneSettings()
     family = family or _detect_family(hf_model.config)
     _check_choice("llm_family", family, FAMILIES)
     model = _without_head(hf_model, family)
     _drop_pooler(model)
-    if num_layers is not None:
-        _truncate_layers(model, num_layers, (hf_model.config, model.config))  # the same object unless T5
-    model = _apply_tuning(model, tuning, lora_r, lora_alpha, lora_dropout, lora_target_modules)
+    if settings.num_layers is not None:
+        _truncate_layers(model, settings.num_layers, (hf_model.config, model.config))  # the same object unless T5
+    model = _apply_tuning(model, settings)
     _ensure_pad_token(tokenizer)
     added_token_ids = _register_added_tokens(tokenizer, added_tokens)
     backbone = Backbone(model, tokenizer, family, hf_model.config.hidden_size, added_token_ids)
@@ -406,7 +397,7 @@ def build_backbone(
         family,
         getattr(model.config, "num_hidden_layers", "?"),
         backbone.hidden_size,
-        tuning,
+        settings.tuning,
         backbone.trainable_parameter_count(),
         total,
     )
@@ -414,59 +405,37 @@ def build_backbone(
 
 
 def load_backbone(
-    llm_path: str | None,
-    tuning: str = "lora",
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.05,
-    lora_target_modules: Sequence[str] | None = None,
-    num_layers: int | None = None,
-    dtype: str = "float32",
-    added_tokens: Sequence[str] = (),
-    family: str | None = None,
+    settings: BackboneSettings | None = None, added_tokens: Sequence[str] = (), family: str | None = None
 ) -> Backbone:
     """Load a Hugging Face model and its tokenizer offline and wrap them as a :class:`Backbone`.
 
     Args:
-        llm_path: local model folder or a hub id already in the local cache; ``None``: the offline default
-            all-MiniLM-L6-v2 (:func:`default_backbone_path`).
-        tuning: ``lora`` (only LoRA weights train), ``full`` (everything trains) or ``frozen`` (nothing of
-            the HF model trains). The task-token embeddings train in every mode.
-        lora_r, lora_alpha, lora_dropout: LoRA rank, scaling and dropout.
-        lora_target_modules: names of the linear modules LoRA adapts; ``None``: BERT-like ``query``/``value``,
-            T5 ``q``/``v``, Llama/Qwen/Mistral ``q_proj``/``v_proj``, GPT-2 ``c_attn``.
-        num_layers: keep only the first ``num_layers`` transformer layers; ``None``: all.
-        dtype: ``float32``, ``bfloat16`` or ``float16`` for the HF model's weights.
+        settings: the ``llm_*`` keys (:class:`recbole_galrec.settings.BackboneSettings`; ``None``: the defaults):
+            ``path`` a local model folder or a hub id already in the local cache (``None``: the offline default
+            all-MiniLM-L6-v2, :func:`default_backbone_path`); ``tuning`` ``lora`` (only LoRA weights train),
+            ``full`` (everything trains) or ``frozen`` (nothing of the HF model trains; the task-token
+            embeddings train in every mode); LoRA rank, scaling, dropout and target modules (``None``:
+            BERT-like ``query``/``value``, T5 ``q``/``v``, Llama/Qwen/Mistral ``q_proj``/``v_proj``, GPT-2
+            ``c_attn``); ``num_layers`` (keep only the first N transformer layers; ``None``: all); ``dtype`` of
+            the HF model's weights.
         added_tokens: task tokens (e.g. ``["[GAL_USER]", "[GAL_PRED]"]``) with their own trainable embeddings.
         family: overrides the family detected from the config (one of :data:`FAMILIES`).
 
     Raises:
         ConfigError: for an unusable path or an unknown/out-of-range setting, naming the config key.
     """
-    _check_choice("llm_tuning", tuning, TUNINGS)
-    _check_choice("llm_dtype", dtype, tuple(DTYPES))
-    path = _resolve_path(llm_path)
+    settings = settings or BackboneSettings()
+    path = _resolve_path(settings.path)
     from transformers import AutoConfig, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         family = family or _detect_family(config)
         _check_choice("llm_family", family, FAMILIES)
-        hf_model = _load_pretrained(path, family, config, DTYPES[dtype])
+        hf_model = _load_pretrained(path, family, config, TORCH_DTYPES[settings.dtype])
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"llm_path '{path}' could not be loaded ({err}); {_OFFLINE_HINT}.") from err
-    return build_backbone(
-        hf_model,
-        tokenizer,
-        tuning=tuning,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        lora_target_modules=lora_target_modules,
-        num_layers=num_layers,
-        added_tokens=added_tokens,
-        family=family,
-    )
+    return build_backbone(hf_model, tokenizer, settings, added_tokens=added_tokens, family=family)

@@ -150,7 +150,8 @@ def build_config(
         raise ConfigError(f"RecBole rejected the configuration: {err}") from err
     # A model's own keys (GALRec's settings) are checked here, before any data is read: a bad or misspelt key
     # stops the run at once instead of after the dataset is loaded and split.
+    # They are read once, into ``config.settings`` (None for a model without own keys), which is what the
+    # dataset hook, the preparation step, the model and the trainer read.
     settings_class = getattr(model_class, "settings_class", None)
-    if settings_class is not None:
-        settings_class.from_config(config)
+    config.settings = settings_class.from_config(config) if settings_class is not None else None
     return config

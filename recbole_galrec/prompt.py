@@ -47,6 +47,19 @@ def task_tokens(*templates: str) -> list[str]:
     return found
 
 
+def tokenize_item_texts(tokenizer, texts: list[str], length: int):
+    """Item texts -> ``[n_items, length]`` token ids and mask (no special tokens, padded, truncated)."""
+    encoded = tokenizer(
+        texts,
+        add_special_tokens=False,
+        truncation=True,
+        max_length=max(length, 1),
+        padding="max_length",
+        return_tensors="pt",
+    )
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
 class PromptBuilder:
     """Assembles user prompts and item prompts from ids.
 

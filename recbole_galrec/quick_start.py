@@ -1,4 +1,5 @@
-"""One run, top to bottom: config, seed, logger, dataset, split, model, trainer, fit, evaluate, result.
+"""One run, top to bottom: config, seed, logger, dataset, split, preparation, model, trainer, fit, evaluate,
+result (the steps of :mod:`recbole_galrec.run`, timed and written out).
 
 RecBole's ``recbole.quick_start`` is not used: it imports ray (which needs ``pkg_resources``) and counts
 FLOPs by deep-copying the model, which is costly with a language model inside.
@@ -10,9 +11,9 @@ import time
 from logging import getLogger
 
 from recbole_galrec.config import build_config
-from recbole_galrec.data import create_dataset
 from recbole_galrec.per_user import PerUserRecorder, write_per_user
-from recbole_galrec.utils import get_model, get_trainer
+from recbole_galrec.preparation import prepare
+from recbole_galrec.run import construct_model, construct_trainer, load_data
 
 
 def count_parameters(model) -> dict[str, int]:
@@ -32,52 +33,9 @@ def dataset_statistics(dataset) -> dict:
     }
 
 
-def _time_calls(obj, method: str) -> list[float]:
-    """Record the duration of every call of ``obj.method`` (on this instance only) into the returned list."""
-    durations: list[float] = []
-    original = getattr(obj, method)
-
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            durations.append(time.perf_counter() - start)
-
-    setattr(obj, method, timed)
-    return durations
-
-
-def _record_validations(trainer, start: list[float]) -> list[tuple[float, float]]:
-    """Record ``(validation score, seconds since start[0] at its end)`` for every ``_valid_epoch`` call."""
-    validations: list[tuple[float, float]] = []
-    original = trainer._valid_epoch
-
-    def recorded(*args, **kwargs):
-        score, result = original(*args, **kwargs)
-        validations.append((float(score), time.perf_counter() - start[0]))
-        return score, result
-
-    trainer._valid_epoch = recorded
-    return validations
-
-
-def _count_samples(model) -> list[int]:
-    """Count the rows of every batch passed to ``model.calculate_loss`` (the training samples or prompts)."""
-    count = [0]
-    original = model.calculate_loss
-
-    def counted(interaction, *args, **kwargs):
-        count[0] += len(interaction)
-        return original(interaction, *args, **kwargs)
-
-    model.calculate_loss = counted
-    return count
-
-
-def _time_to_best(validations: list[tuple[float, float]], best: float) -> float | None:
+def _time_to_best(validations: list[tuple[float, float, float]], best: float) -> float | None:
     """Seconds from the start of training to the end of the first validation that reached the best score."""
-    return next((seconds for score, seconds in validations if score == best), None)
+    return next((seconds for score, seconds, _ in validations if score == best), None)
 
 
 def _per_second(count: float, seconds: float) -> float | None:
@@ -117,7 +75,6 @@ def run_recbole_galrec(
         gave the best score; ``users_scored_per_second`` the test users over ``test_seconds``;
         ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs.
     """
-    from recbole.data import data_preparation
     from recbole.utils import init_logger, init_seed
 
     config = build_config(model, dataset, config_file_list, config_dict)
@@ -130,24 +87,17 @@ def run_recbole_galrec(
         f"early stopping after {config['stopping_step']} validations without improvement"
     )
 
-    dataset = create_dataset(config)
+    dataset, train_data, valid_data, test_data = load_data(config)
     logger.info(dataset)
     statistics = dataset_statistics(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    prepare(config, train_data)
+    model = construct_model(config, train_data)
     logger.info(model)
     parameters = count_parameters(model)
     logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
 
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    epoch_seconds = _time_calls(trainer, "_train_epoch")  # training passes only, validation excluded
-    valid_seconds = _time_calls(trainer, "_valid_epoch")
-    fit_start = [0.0]
-    validations = _record_validations(trainer, fit_start)
-    samples = _count_samples(model)
-    start = fit_start[0] = time.perf_counter()
+    trainer = construct_trainer(config, model)
+    start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
@@ -187,12 +137,12 @@ def run_recbole_galrec(
         "max_epochs": config["epochs"],
         "stopped_early": epochs_run < config["epochs"],
         "train_seconds": train_seconds,
-        "seconds_per_epoch": sum(epoch_seconds) / max(len(epoch_seconds), 1),
-        "valid_seconds": sum(valid_seconds),
+        "seconds_per_epoch": sum(trainer.epoch_seconds) / max(len(trainer.epoch_seconds), 1),
+        "valid_seconds": sum(seconds for _, _, seconds in trainer.validations),
         "test_seconds": test_seconds,
-        "time_to_best_seconds": _time_to_best(validations, float(best_valid_score)),
-        "train_samples": samples[0],
-        "train_samples_per_second": _per_second(samples[0], sum(epoch_seconds)),
+        "time_to_best_seconds": _time_to_best(trainer.validations, float(best_valid_score)),
+        "train_samples": trainer.train_samples,
+        "train_samples_per_second": _per_second(trainer.train_samples, sum(trainer.epoch_seconds)),
         "test_users": test_users,
         "users_scored_per_second": _per_second(test_users, test_seconds) if test_users else None,
         "checkpoint": trainer.saved_model_file if saved else None,

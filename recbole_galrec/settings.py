@@ -6,7 +6,8 @@ like a GALRec key is not one (a misspelling never silently reads as ``None``).
 """
 
 import difflib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from recbole_galrec.errors import ConfigError
@@ -30,6 +31,67 @@ TEXT_MODES = ("tokens", "embedding", "none")
 DTYPES = ("float32", "bfloat16", "float16")
 TRAIN_SAMPLES = ("all", "one_per_user")
 SCORE_STARTS = ("sasrec", "random")
+EXTERNAL_MODELS = ("SASRec", "LightGCN")  # the models whose vectors recbole_galrec.external can extract
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """How the language model is loaded and tuned (the ``llm_*`` keys), one object for
+    :func:`recbole_galrec.backbone.load_backbone`; the defaults are those of ``properties/model/GALRec.yaml``."""
+
+    path: str | None = None  # llm_path: local folder or hub id; None: the offline default MiniLM
+    tuning: str = "lora"  # llm_tuning
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] | None = None  # None: per family
+    num_layers: int | None = None  # keep the first N transformer layers; None: all
+    dtype: str = "float32"  # llm_dtype
+
+    def __post_init__(self):
+        _choice("llm_tuning", self.tuning, TUNINGS)
+        _choice("llm_dtype", self.dtype, DTYPES)
+        _at_least("llm_lora_r", self.lora_r, 1)
+        _at_least("llm_lora_alpha", self.lora_alpha, 1)
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"llm_lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        if self.num_layers is not None:
+            _at_least("llm_num_layers", self.num_layers, 1)
+        if self.lora_target_modules is not None:
+            object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
+
+
+@dataclass(frozen=True)
+class ExternalSettings:
+    """Which external models give GALRec its soft tokens and how they are obtained (the ``external_*`` keys),
+    one object for :func:`recbole_galrec.external.load_external_embeddings`."""
+
+    models: tuple[str, ...] = EXTERNAL_MODELS  # external_models
+    checkpoints: Mapping[str, str] = field(default_factory=dict)  # external_checkpoints: name -> RecBole file
+    epochs: int = 20  # external_epochs
+    stopping_step: int = 3  # external_stopping_step
+    overrides: Mapping[str, Mapping] = field(default_factory=dict)  # external_config: name -> config keys
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = [name for name in self.models if name not in EXTERNAL_MODELS]
+        if unknown:
+            raise ConfigError(
+                f"external_models: no extractor for {', '.join(map(repr, unknown))}. "
+                f"Supported external models: {', '.join(map(repr, EXTERNAL_MODELS))}."
+            )
+        _at_least("external_epochs", self.epochs, 0)
+        _at_least("external_stopping_step", self.stopping_step, 0)
+        for key, mapping in (("external_checkpoints", self.checkpoints), ("external_config", self.overrides)):
+            strays = [name for name in mapping if name not in EXTERNAL_MODELS]
+            if strays:
+                raise ConfigError(
+                    f"{key} names {', '.join(map(repr, strays))}, not an external model "
+                    f"({', '.join(map(repr, EXTERNAL_MODELS))})."
+                )
+        for name, overrides in self.overrides.items():
+            if not isinstance(overrides, Mapping):
+                raise ConfigError(f"external_config[{name}] must be a mapping of config keys, got {overrides!r}.")
 
 
 @dataclass
@@ -68,11 +130,28 @@ class GALRecSettings:
     queue_size: int
     queue_momentum: float
     train_sample: str
+    backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
+    external: ExternalSettings = field(init=False)  # the external_* keys, as one object
 
     def __post_init__(self):
-        _choice("llm_tuning", self.llm_tuning, TUNINGS)
+        self.backbone = BackboneSettings(
+            path=self.llm_path,
+            tuning=self.llm_tuning,
+            lora_r=self.llm_lora_r,
+            lora_alpha=self.llm_lora_alpha,
+            lora_dropout=self.llm_lora_dropout,
+            lora_target_modules=self.llm_lora_target_modules,
+            num_layers=self.llm_num_layers,
+            dtype=self.llm_dtype,
+        )
+        self.external = ExternalSettings(
+            models=self.external_models,
+            checkpoints=self.external_checkpoints,
+            epochs=self.external_epochs,
+            stopping_step=self.external_stopping_step,
+            overrides=self.external_config,
+        )
         _choice("item_text_mode", self.item_text_mode, TEXT_MODES)
-        _choice("llm_dtype", self.llm_dtype, DTYPES)
         _choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         _choice("score_start", self.score_start, SCORE_STARTS)
         if not self.score_lr_scale > 0:
@@ -94,27 +173,21 @@ class GALRecSettings:
                     f"score_start: sasrec needs SASRec among external_models (got {self.external_models}); "
                     "add it, or set score_start: random."
                 )
-        for key in ("llm_lora_r", "llm_lora_alpha", "llm_batch_size", "llm_length_groups", "contrast_dim"):
+        for key in ("llm_batch_size", "llm_length_groups", "contrast_dim"):
             _at_least(key, getattr(self, key), 1)
         for key in (
             "prompt_history_len",
             "prompt_num_neighbors",
             "item_text_len",
             "queue_size",
-            "external_epochs",
-            "external_stopping_step",
         ):
             _at_least(key, getattr(self, key), 0)
-        if self.llm_num_layers is not None:
-            _at_least("llm_num_layers", self.llm_num_layers, 1)
         for key in ("lambda1", "lambda2", "lambda3"):
             _at_least(key, getattr(self, key), 0.0)
         if not self.contrast_tau > 0:
             raise ConfigError(f"contrast_tau must be > 0, got {self.contrast_tau}.")
         if not 0.0 <= self.queue_momentum < 1.0:
             raise ConfigError(f"queue_momentum must be in [0, 1) (0: no momentum copy), got {self.queue_momentum}.")
-        if not 0.0 <= self.llm_lora_dropout < 1.0:
-            raise ConfigError(f"llm_lora_dropout must be in [0, 1), got {self.llm_lora_dropout}.")
         if self.item_text_mode == "tokens" and self.item_text_len < 1:
             raise ConfigError("item_text_len must be >= 1 when item_text_mode is 'tokens'.")
         for template, key, needed in (
@@ -140,7 +213,7 @@ class GALRecSettings:
     def from_config(cls, config) -> "GALRecSettings":
         """Read every field from a RecBole ``Config`` (or any mapping with ``final_config_dict``-like keys)."""
         values = dict(config.final_config_dict) if hasattr(config, "final_config_dict") else dict(config)
-        names = [f.name for f in fields(cls)]
+        names = [f.name for f in fields(cls) if f.init]
         unknown = [
             k
             for k in values
@@ -159,7 +232,8 @@ class GALRecSettings:
             )
         kwargs = {}
         for f in fields(cls):
-            kwargs[f.name] = _typed(f.name, values[f.name], f.type)
+            if f.init:
+                kwargs[f.name] = _typed(f.name, values[f.name], f.type)
         return cls(**kwargs)
 
 

@@ -1,10 +1,53 @@
-"""Trainers this package adds to RecBole, picked by name: ``<Model>Trainer``."""
+"""Trainers this package adds to RecBole, picked by name (``<Model>Trainer``), and the recording every run's
+trainer gets (:func:`recording`)."""
+
+import time
+from functools import cache
 
 import numpy as np
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-__all__ = ["GALRecTrainer"]
+__all__ = ["GALRecTrainer", "recording"]
+
+
+class _Recording:
+    """What a run reports of its training, recorded by the trainer itself (mixed in before the trainer class):
+
+    - ``epoch_seconds``: each training pass, validation excluded;
+    - ``validations``: ``(score, seconds since the start of fit, seconds the validation took)`` per validation;
+    - ``train_samples``: the training samples of every epoch.
+    """
+
+    def fit(self, *args, **kwargs):
+        self.epoch_seconds: list[float] = []
+        self.validations: list[tuple[float, float, float]] = []
+        self.train_samples = 0
+        self._fit_start = time.perf_counter()
+        return super().fit(*args, **kwargs)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        start = time.perf_counter()
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.epoch_seconds.append(time.perf_counter() - start)
+        # The samples the epoch trained on: a trainer that draws them says how many (GALRecTrainer); otherwise
+        # every row of the training split.
+        drawn = getattr(super(), "samples_of_epoch", None)
+        self.train_samples += drawn(train_data) if drawn else len(train_data._dataset)
+        return loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        start = time.perf_counter()
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        end = time.perf_counter()
+        self.validations.append((float(score), end - self._fit_start, end - start))
+        return score, result
+
+
+@cache
+def recording(trainer_class: type) -> type:
+    """``trainer_class`` with :class:`_Recording` mixed in (one class per trainer class)."""
+    return type(trainer_class.__name__, (_Recording, trainer_class), {"__doc__": trainer_class.__doc__})
 
 
 class GALRecTrainer(Trainer):
@@ -23,7 +66,7 @@ class GALRecTrainer(Trainer):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.one_per_user = config["train_sample"] == "one_per_user"
+        self.one_per_user = config.settings.train_sample == "one_per_user"
 
     def _build_optimizer(self, **kwargs):
         """RecBole's optimiser over the model's parameter groups (the scoring maps' own learning rate)."""
@@ -57,6 +100,10 @@ class GALRecTrainer(Trainer):
             self.logger.info(f"epoch {epoch_idx} contrastive top-1 share: {shares}")
         return loss
 
+    def samples_of_epoch(self, train_data) -> int:
+        """The samples the last epoch trained on."""
+        return self._drawn if self.one_per_user else len(train_data._dataset)
+
     def _one_sample_per_user(self, train_data, epoch_idx):
         """A dataloader over one random training sample per user for this epoch."""
         dataset = train_data._dataset
@@ -66,4 +113,5 @@ class GALRecTrainer(Trainer):
         _, first = np.unique(users[order], return_index=True)  # first occurrence in a random order
         chosen = np.sort(order[first])
         subset = dataset.copy(dataset.inter_feat[chosen])
+        self._drawn = len(chosen)
         return type(train_data)(self.config, subset, train_data.sampler, shuffle=True)

@@ -1,10 +1,10 @@
 """Lookups that search ``recbole_galrec`` first and RecBole second.
 
 RecBole finds a model only under ``recbole.model.<family>.<lowercase name>``, a trainer only as
-``recbole.trainer.<Model>Trainer`` and a dataset class only as ``recbole.data.dataset.<Model>Dataset``.
-These functions look in the matching place of this package first (``recbole_galrec.model.<lowercase>``,
-``recbole_galrec.trainer``, ``recbole_galrec.data.dataset``) and fall back to RecBole, so one entry point
-runs GALRec and every RecBole baseline.
+``recbole.trainer.<Model>Trainer`` (and a dataset class only as ``recbole.data.dataset.<Model>Dataset``:
+:func:`recbole_galrec.data.utils.get_dataset_class`). These functions look in the matching place of this
+package first (``recbole_galrec.model.<lowercase>``, ``recbole_galrec.trainer``) and fall back to RecBole, so
+one entry point runs GALRec and every RecBole baseline.
 """
 
 import importlib
@@ -71,16 +71,11 @@ def get_model(model_name: str) -> type:
 
 def get_trainer(model_type, model_name: str) -> type:
     """Return ``recbole_galrec.trainer.<Model>Trainer`` if it exists, else RecBole's choice."""
-    plugin_trainers = importlib.import_module("recbole_galrec.trainer")
+    from recbole_galrec import trainer as plugin_trainers  # imports RecBole's trainers: only when asked for
+
     trainer = getattr(plugin_trainers, f"{model_name}Trainer", None)
     if trainer is not None:
         return trainer
     from recbole.utils import get_trainer as recbole_get_trainer
 
     return recbole_get_trainer(model_type, model_name)
-
-
-def get_dataset_class(model_name: str):
-    """Return ``recbole_galrec.data.dataset.<Model>Dataset`` if it exists, else ``None``."""
-    plugin_datasets = importlib.import_module("recbole_galrec.data.dataset")
-    return getattr(plugin_datasets, f"{model_name}Dataset", None)

@@ -26,6 +26,7 @@ from recbole_galrec.backbone import (  # noqa: E402
     load_backbone,
 )
 from recbole_galrec.errors import ConfigError  # noqa: E402
+from recbole_galrec.settings import BackboneSettings  # noqa: E402
 
 TASK_TOKENS = ("[GAL_USER]", "[GAL_PRED]")
 HIDDEN = 32
@@ -85,10 +86,13 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(default_backbone_path())
 
 
-def _backbone(name: str, tokenizer, **kwargs) -> Backbone:
+def _backbone(name: str, tokenizer, family: str | None = None, **settings) -> Backbone:
+    """A tiny random model of ``name`` wrapped with ``BackboneSettings(**settings)``."""
     make, _ = MODELS[name]
     torch.manual_seed(0)
-    return build_backbone(make(len(tokenizer)), tokenizer, added_tokens=TASK_TOKENS, **kwargs)
+    return build_backbone(
+        make(len(tokenizer)), tokenizer, BackboneSettings(**settings), added_tokens=TASK_TOKENS, family=family
+    )
 
 
 def _batch(tokenizer):
@@ -151,7 +155,7 @@ def test_heads_and_decoders_are_dropped(tokenizer):
     llama = _backbone("llama", tokenizer, tuning="frozen")
     assert type(llama.model).__name__ == "LlamaModel"  # no LM head
     config = T5Config(vocab_size=len(tokenizer), d_model=HIDDEN, d_kv=16, d_ff=64, num_layers=2, num_heads=2)
-    t5 = build_backbone(T5ForConditionalGeneration(config), tokenizer, tuning="frozen", num_layers=1)
+    t5 = build_backbone(T5ForConditionalGeneration(config), tokenizer, BackboneSettings(tuning="frozen", num_layers=1))
     assert t5.family == "encoder-decoder" and not any("decoder" in n for n, _ in t5.named_parameters())
     assert len(t5.model.block) == 1
     ids, mask = _batch(tokenizer)
@@ -229,23 +233,24 @@ def test_load_backbone_from_folder(tmp_path, tokenizer):
     torch.manual_seed(0)
     _bert(len(tokenizer)).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    backbone = load_backbone(str(tmp_path), tuning="lora", num_layers=1, added_tokens=TASK_TOKENS)
+    settings = BackboneSettings(path=str(tmp_path), tuning="lora", num_layers=1)
+    backbone = load_backbone(settings, added_tokens=TASK_TOKENS)
     assert backbone.family == "encoder" and backbone.hidden_size == HIDDEN
     ids, mask = _batch(backbone.tokenizer)
     assert backbone(backbone.input_embeddings(ids), mask).shape == (*ids.shape, HIDDEN)
     assert backbone.encode_text(ids, mask).shape == (3, HIDDEN)
     with pytest.raises(ConfigError, match="llm_dtype"):
-        load_backbone(str(tmp_path), dtype="int8")
+        BackboneSettings(path=str(tmp_path), dtype="int8")
 
 
 def test_load_backbone_bad_path(tmp_path):
     with pytest.raises(ConfigError, match="llm_path"):
-        load_backbone(str(tmp_path / "no-such-model"))
+        load_backbone(BackboneSettings(path=str(tmp_path / "no-such-model")))
 
 
 @pytest.mark.slow
 def test_default_minilm():
-    backbone = load_backbone(None, tuning="lora", num_layers=2, added_tokens=TASK_TOKENS)
+    backbone = load_backbone(BackboneSettings(tuning="lora", num_layers=2), added_tokens=TASK_TOKENS)
     assert backbone.hidden_size == 384 and len(backbone.model.encoder.layer) == 2
     titles = ["Red matte lipstick", "Wooden toy train set"]
     enc = backbone.tokenizer(titles, padding=True, return_tensors="pt")

@@ -14,6 +14,8 @@ from recbole_galrec import external
 from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.model import encoders
+from recbole_galrec.settings import ExternalSettings
 
 TINY_EXTERNAL = {
     "SASRec": {
@@ -42,6 +44,26 @@ def galrec_config(checkpoint_dir, **extra):
     return build_config("SASRec", "ml-100k", config_dict=settings)
 
 
+def external_settings(config) -> ExternalSettings:
+    """The external keys of a config, as a GALRec run reads them (its settings' ``external``)."""
+    given = {
+        "models": config["external_models"],
+        "checkpoints": config["external_checkpoints"],
+        "epochs": config["external_epochs"],
+        "stopping_step": config["external_stopping_step"],
+        "overrides": config["external_config"],
+    }
+    return ExternalSettings(**{key: value for key, value in given.items() if value is not None})
+
+
+def load(config, dataset):
+    return external.load_external_embeddings(config, external_settings(config), dataset)
+
+
+def cache_of(config, name):
+    return external.cache_file(config, external_settings(config), name)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Train both external models once (1 epoch each), recording each extractor's model and train split."""
@@ -65,7 +87,7 @@ def trained(tmp_path_factory):
                 mp.setitem(external.EXTRACTORS, name, spy(name, extract))
             config = galrec_config(root / "saved")
             dataset = create_dataset(config)
-            result = {e.name: e for e in external.load_external_embeddings(config, dataset)}
+            result = {e.name: e for e in load(config, dataset)}
     finally:
         torch.set_num_threads(threads)
     return SimpleNamespace(root=root, config=config, dataset=dataset, result=result, captured=captured)
@@ -79,7 +101,7 @@ def no_training(monkeypatch):
         raise AssertionError("an external model was built although its cache exists")
 
     monkeypatch.setattr(external, "train_external_model", fail)
-    monkeypatch.setattr(external, "_build", fail)
+    monkeypatch.setattr(external, "model_from_checkpoint", fail)
 
 
 def token_rows(dataset, field, tokens):
@@ -144,7 +166,7 @@ def test_alignment_follows_tokens_in_a_differently_numbered_dataset(trained, no_
         item_num=len(field2id_token[ds.iid_field]),
     )
     with caplog.at_level(logging.WARNING, logger=external.__name__):
-        result = {e.name: e for e in external.load_external_embeddings(trained.config, other)}
+        result = {e.name: e for e in load(trained.config, other)}
     for name, emb in result.items():
         reference = trained.result[name]
         for field, table, ref_table in (
@@ -167,7 +189,7 @@ def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
 
     config = trained.config
     for name in ("SASRec", "LightGCN"):
-        path = external.cache_file(config, name)
+        path = cache_of(config, name)
         assert re.fullmatch(rf"ml-100k-{name}-[0-9a-f]{{12}}\.pt", os.path.basename(path))
         assert os.path.dirname(path) == os.path.join(config["checkpoint_dir"], "external")
         payload = torch.load(path, weights_only=True)  # plain tensors, lists and dicts only
@@ -175,14 +197,14 @@ def test_second_call_reuses_the_cache_and_reseeds(trained, no_training, caplog):
         assert len(payload["item_tokens"]) == payload["item"].shape[0] == trained.dataset.item_num - 1
         assert set(payload["valid_result"]) >= {"ndcg@10"}
     with caplog.at_level(logging.INFO, logger=external.__name__):
-        again = external.load_external_embeddings(config, trained.dataset)
+        again = load(config, trained.dataset)
     after = torch.rand(3)
     assert sum("reusing" in r.getMessage() for r in caplog.records) == 2
     for emb in again:
         assert torch.equal(emb.user, trained.result[emb.name].user)
         assert torch.equal(emb.item, trained.result[emb.name].item)
         first = trained.result[emb.name].encoder
-        kind = external.SASRecUserEncoder if emb.name == "SASRec" else external.HistoryMeanEncoder
+        kind = encoders.SASRecUserEncoder if emb.name == "SASRec" else encoders.HistoryMeanEncoder
         assert isinstance(emb.encoder, kind) and isinstance(first, kind)
         saved, loaded = first.state_dict(), emb.encoder.state_dict()
         assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
@@ -254,7 +276,7 @@ def test_sasrec_encoder_computes_sasrec_on_any_history(trained):
 
     model.eval()
     with torch.no_grad():
-        tail = external.recent_items(ext_seq, lengths, max_len)  # SASRec reads the last max_len items
+        tail = encoders.recent_items(ext_seq, lengths, max_len)  # SASRec reads the last max_len items
         expected = model.forward(tail, lengths.clamp(max=max_len))
     encoder.train()  # stays in evaluation mode: no dropout
     assert not encoder.training
@@ -280,12 +302,12 @@ def test_recbole_checkpoint_gives_the_trained_vectors(trained, name, tmp_path, m
         external_checkpoints={name: recbole_checkpoint(trained, name)},
     )
     monkeypatch.setattr(external, "train_external_model", lambda *a, **k: pytest.fail("trained"))
-    (emb,) = external.load_external_embeddings(config, trained.dataset)
+    (emb,) = load(config, trained.dataset)
     assert emb.name == name
     assert torch.allclose(emb.user, trained.result[name].user, atol=1e-6)
     assert torch.allclose(emb.item, trained.result[name].item, atol=1e-6)
-    assert os.path.isfile(external.cache_file(config, name))
-    assert external.cache_file(config, name) != external.cache_file(galrec_config(tmp_path / "saved"), name)
+    assert os.path.isfile(cache_of(config, name))
+    assert cache_of(config, name) != cache_of(galrec_config(tmp_path / "saved"), name)
 
 
 @pytest.mark.slow
@@ -297,31 +319,31 @@ def test_checkpoint_of_other_data_is_a_config_error(trained, workdir):
         external_checkpoints={"LightGCN": recbole_checkpoint(trained, "LightGCN")},
     )
     with pytest.raises(ConfigError, match=r"external_checkpoints\[LightGCN\].*other data.*user_inter_num_interval"):
-        external.load_external_embeddings(config, None)
+        load(config, None)
 
 
 def test_cache_key_changes_with_epochs_and_overrides(workdir):
-    base = external.cache_file(galrec_config(workdir / "saved"), "SASRec")
-    assert base == external.cache_file(galrec_config(workdir / "saved"), "SASRec")
-    assert base != external.cache_file(galrec_config(workdir / "saved", external_epochs=2), "SASRec")
+    base = cache_of(galrec_config(workdir / "saved"), "SASRec")
+    assert base == cache_of(galrec_config(workdir / "saved"), "SASRec")
+    assert base != cache_of(galrec_config(workdir / "saved", external_epochs=2), "SASRec")
     wider = {**TINY_EXTERNAL, "SASRec": {**TINY_EXTERNAL["SASRec"], "hidden_size": 32}}
-    assert base != external.cache_file(galrec_config(workdir / "saved", external_config=wider), "SASRec")
+    assert base != cache_of(galrec_config(workdir / "saved", external_config=wider), "SASRec")
     # runtime settings do not invalidate the cache
-    assert base == external.cache_file(galrec_config(workdir / "saved", show_progress=True), "SASRec")
+    assert base == cache_of(galrec_config(workdir / "saved", show_progress=True), "SASRec")
 
 
 def test_unknown_model_name_is_a_config_error(workdir):
     config = galrec_config(workdir / "saved", external_models=["SASRec", "Pop"])
     with pytest.raises(ConfigError, match=r"no extractor for 'Pop'.*Supported external models: 'SASRec', 'LightGCN'"):
-        external.load_external_embeddings(config, None)
+        load(config, None)
 
 
 def test_missing_checkpoint_is_a_config_error(workdir):
     missing = workdir / "missing.pth"
     config = galrec_config(workdir / "saved", external_checkpoints={"SASRec": str(missing)})
     with pytest.raises(ConfigError, match=rf"external_checkpoints\[SASRec\]: checkpoint '{re.escape(str(missing))}'"):
-        external.load_external_embeddings(config, None)
+        load(config, None)
 
 
 def test_empty_model_list_returns_nothing(workdir):
-    assert external.load_external_embeddings(galrec_config(workdir / "saved", external_models=[]), None) == []
+    assert load(galrec_config(workdir / "saved", external_models=[]), None) == []

@@ -78,16 +78,22 @@ def ml100k(tmp_path_factory, tiny_paths):
     return config, dataset, train, valid, test
 
 
-def build_model(ml100k, **changes):
-    """A GALRec on the shared ml-100k splits; ``changes`` apply to a copy of the config."""
+def build_model(ml100k, external=(), **changes):
+    """A GALRec on the shared ml-100k splits, prepared as a run prepares it, with ``external`` as its external
+    models' tables; ``changes`` apply to a copy of the config (its settings read again)."""
     from recbole_galrec.model.galrec import GALRec
+    from recbole_galrec.preparation import galrec_inputs
+    from recbole_galrec.settings import GALRecSettings
 
     config, _, train, _, _ = ml100k
     config = copy.deepcopy(config)
     for key, value in changes.items():
         config[key] = value
+    config.settings = GALRecSettings.from_config(config)
+    dataset = train._dataset
     torch.manual_seed(0)
-    return GALRec(config, train._dataset)
+    dataset.galrec_inputs = galrec_inputs(config, dataset, external=list(external))
+    return GALRec(config, dataset)
 
 
 def first_batch(loader):
@@ -391,10 +397,9 @@ def random_sasrec_encoder(hidden: int, max_len: int) -> dict:
 
 
 @pytest.fixture
-def with_sasrec(ml100k, monkeypatch):
-    """GALRec's external models replaced by a random 'SASRec' (its encoder) and 'LightGCN' (history mean)."""
-    from recbole_galrec.external import ExternalEmbeddings, HistoryMeanEncoder, SASRecUserEncoder
-    from recbole_galrec.model import galrec
+def with_sasrec(ml100k):
+    """External models for GALRec: a random 'SASRec' (its encoder) and 'LightGCN' (history mean)."""
+    from recbole_galrec.model.encoders import ExternalEmbeddings, HistoryMeanEncoder, SASRecUserEncoder
 
     _, dataset, _, _, _ = ml100k
     generator = torch.Generator().manual_seed(1)
@@ -418,7 +423,6 @@ def with_sasrec(ml100k, monkeypatch):
             HistoryMeanEncoder(lightgcn_item),
         )
     )
-    monkeypatch.setattr(galrec, "load_external_embeddings", lambda config, dataset: externals)
     return externals
 
 
@@ -426,7 +430,7 @@ def test_own_user_token_is_recomputed_from_the_prompt_history(ml100k, with_sasre
     """The prompt's own user gets SASRec's vector of the prompt's history and the mean of LightGCN's item
     vectors over it, never its own fitted rows; 2-hop users keep the fixed vectors of their training histories."""
     sasrec, lightgcn = with_sasrec
-    model = build_model(ml100k).eval()
+    model = build_model(ml100k, with_sasrec).eval()
     test = ml100k[4]
     batch = test._dataset.inter_feat[:8]
     users, seq, seq_len = batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
@@ -455,7 +459,7 @@ def test_training_inputs_do_not_see_the_users_later_interactions(ml100k, with_sa
     from recbole_galrec.data.graph import TrainingGraph
 
     config, dataset, train_loader, _, _ = ml100k
-    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
+    model = build_model(ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
     train = train_loader._dataset
     histories = training_histories(train)
     data = train.inter_feat
@@ -495,7 +499,7 @@ def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
     """Only the prompt's own USER position carries the recomputed token."""
     from recbole_galrec.prompt import OWN, USER
 
-    model = build_model(ml100k).eval()
+    model = build_model(ml100k, with_sasrec).eval()
     batch = first_batch(ml100k[2])[:4]
     seen = {}
     backbone_forward, user_prompts = model.backbone.forward, model.prompts.user_prompts
@@ -524,7 +528,7 @@ def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
 
 @pytest.mark.parametrize("skip", [True, False])
 def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
-    model = build_model(ml100k, external_user_skip=skip).eval()
+    model = build_model(ml100k, with_sasrec, external_user_skip=skip).eval()
     batch = first_batch(ml100k[2])[:4]
     with torch.no_grad():
         user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
@@ -542,7 +546,7 @@ def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec):
     history dotted with its item table (here a random SASRec; tests/test_external.py checks the encoder
     against RecBole's SASRec)."""
     sasrec, _ = with_sasrec
-    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
+    model = build_model(ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
     batch = ml100k[4]._dataset.inter_feat[:64]
     seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
     with torch.no_grad():
@@ -562,11 +566,11 @@ def test_sasrec_start_needs_sasrec_and_the_external_term(ml100k):
 def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec, monkeypatch):
     """The "no language model" ablation: the external term alone, from the SASRec start, trained by L0."""
     model = build_model(
-        ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_residual=False,
+        ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_residual=False,
         lambda1=0.0, lambda2=0.0, lambda3=0.0,
     ).train()  # fmt: skip
 
-    def no_backbone(*args):
+    def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone ran")
 
     monkeypatch.setattr(model.backbone, "forward", no_backbone)
@@ -576,13 +580,15 @@ def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec,
     assert model.score_user.weight.grad is not None and model.user_head.weight.grad is None
     assert all(float(loss) == 0.0 for loss in rest)
     with pytest.raises(ConfigError, match="leaves nothing to score items with"):
-        build_model(ml100k, score_residual=False, external_user_skip=False)
+        build_model(ml100k, with_sasrec, score_residual=False, external_user_skip=False)
 
 
 def test_trainer_gives_the_scoring_maps_their_own_learning_rate(ml100k, with_sasrec):
     from recbole_galrec.trainer import GALRecTrainer
 
-    model = build_model(ml100k, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_lr_scale=0.1)
+    model = build_model(
+        ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_lr_scale=0.1
+    )
     trainer = GALRecTrainer(ml100k[0], model)
     groups = trainer.optimizer.param_groups
     lr = ml100k[0]["learning_rate"]

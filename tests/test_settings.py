@@ -96,13 +96,13 @@ def _bad_value(annotation: str):
 def test_every_galrec_key_fails_before_the_dataset_is_loaded(workdir, monkeypatch, mistake, capsys):
     from dataclasses import fields
 
-    from recbole_galrec import cli, quick_start
+    from recbole_galrec import cli, run
 
     def no_dataset(config):
         raise AssertionError("the dataset was created although a GALRec key was wrong")
 
-    monkeypatch.setattr(quick_start, "create_dataset", no_dataset)
-    for field in fields(GALRecSettings):
+    monkeypatch.setattr(run, "create_dataset", no_dataset)
+    for field in [f for f in fields(GALRecSettings) if f.init]:
         if mistake == "bad value":
             argument = f"--{field.name}={_bad_value(str(field.type))}"
         else:

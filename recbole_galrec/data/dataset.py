@@ -24,8 +24,9 @@ class GALRecDataset(SequentialDataset):
 
     def _item_texts(self) -> list[str]:
         """Each item's text: the configured fields' tokens joined by spaces ('_' read as a space)."""
-        fields = list(self.config["item_text_fields"] or [])
-        if self.config["item_text_mode"] == "none":
+        settings = self.config.settings
+        fields = list(settings.item_text_fields)
+        if settings.item_text_mode == "none":
             return [""] * self.item_num
         loaded = list(self.item_feat.columns) if self.item_feat is not None else []
         present = [f for f in fields if f in loaded]
@@ -70,7 +71,7 @@ class GALRecDataset(SequentialDataset):
             histories,
             n_users=self.user_num,
             n_items=self.item_num,
-            num_neighbors=self.config["prompt_num_neighbors"],
+            num_neighbors=self.config.settings.prompt_num_neighbors,
             seed=self.config["seed"],
         )
         self.logger.info(

@@ -6,8 +6,8 @@ from logging import getLogger
 
 import yaml
 
+from recbole_galrec.data import dataset as plugin_datasets
 from recbole_galrec.errors import DatasetNotFoundError
-from recbole_galrec.utils import get_dataset_class
 
 DATA_SECTION = "the 'Datasets' section of the README"
 
@@ -34,6 +34,12 @@ def check_dataset_files(config) -> None:
         f"(at least '{name}.inter', and '{name}.item' for item text), and '{name}' is not a dataset "
         f"RecBole can download. Point --data_path to the folder that holds '{name}/', or see {DATA_SECTION}."
     )
+
+
+def get_dataset_class(model_name: str):
+    """Return ``recbole_galrec.data.dataset.<Model>Dataset`` if it exists, else ``None`` (RecBole looks for a
+    model's dataset class only in ``recbole.data.dataset``)."""
+    return getattr(plugin_datasets, f"{model_name}Dataset", None)
 
 
 def create_dataset(config):

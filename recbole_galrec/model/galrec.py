@@ -38,16 +38,24 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_galrec.backbone import load_backbone
+from recbole_galrec.backbone import Backbone
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.external import load_external_embeddings, recent_items
 from recbole_galrec.losses import InfoNCE, info_nce
 from recbole_galrec.moco import MomentumParameters
-from recbole_galrec.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, task_tokens
+from recbole_galrec.model.encoders import ExternalEmbeddings, recent_items
+from recbole_galrec.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, tokenize_item_texts
 from recbole_galrec.queue import KeyQueue
 from recbole_galrec.settings import GALRecSettings
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+@dataclass
+class GALRecInputs:
+    """What GALRec takes besides its config and data, prepared by the run before the model is built
+    (:mod:`recbole_galrec.preparation`) and attached to the training split as ``galrec_inputs``."""
+
+    backbone: Backbone  # the language model, loaded with the task tokens registered
+    external: list[ExternalEmbeddings]  # each external model's frozen tables and own-user encoder
+    item_text_vectors: torch.Tensor | None  # [n_items, H] each item's text encoded once (embedding mode)
 
 
 @dataclass
@@ -143,44 +151,33 @@ class GALRec(SequentialRecommender):
         super().__init__(config, dataset)
         logger = getLogger()
 
-        # load dataset info
-        if not hasattr(dataset, "training_graph"):
+        inputs = getattr(dataset, "galrec_inputs", None)
+        if inputs is None or not hasattr(dataset, "training_graph"):
             raise ConfigError(
-                "GALRec needs its dataset hook (GALRecDataset); build the dataset with "
-                "recbole_galrec.data.create_dataset."
+                "GALRec is built on a GALRec dataset's training split with its inputs attached: build the dataset "
+                "with recbole_galrec.data.create_dataset and run recbole_galrec.preparation.prepare before the "
+                "model (recbole_galrec.run does both)."
             )
-        self.settings = s = GALRecSettings.from_config(config)
+        self.settings = s = config.settings
         self.USER_ID = config["USER_ID_FIELD"]
         self.n_users = dataset.user_num
         self.graph = dataset.training_graph  # per-sample 2-hop users, items' 1-hop users
 
         # backbone and prompts
-        self.backbone = load_backbone(
-            s.llm_path,
-            tuning=s.llm_tuning,
-            lora_r=s.llm_lora_r,
-            lora_alpha=s.llm_lora_alpha,
-            lora_dropout=s.llm_lora_dropout,
-            lora_target_modules=s.llm_lora_target_modules,
-            num_layers=s.llm_num_layers,
-            dtype=s.llm_dtype,
-            added_tokens=task_tokens(s.prompt_user_template, s.prompt_item_template),
-        )
+        self.backbone = inputs.backbone
         hidden = self.backbone.hidden_size
-        text_ids, text_mask = self._tokenize_item_texts(dataset.item_texts)
+        tokens_mode = s.item_text_mode == "tokens"
+        text_ids, text_mask = tokenize_item_texts(self.backbone.tokenizer, dataset.item_texts, s.item_text_len)
         self.prompts = PromptBuilder(
             s.prompt_user_template,
             s.prompt_item_template,
             tokenize=lambda text: self.backbone.tokenizer(text, add_special_tokens=False)["input_ids"],
-            item_text_ids=text_ids if s.item_text_mode == "tokens" else None,
-            item_text_mask=text_mask if s.item_text_mode == "tokens" else None,
+            item_text_ids=text_ids if tokens_mode else None,
+            item_text_mask=text_mask if tokens_mode else None,
         ).to(config["device"])  # prompts are built where the batch is; the model follows to config["device"]
 
         # soft tokens: external embeddings (frozen) -> mapping layers
-        external = load_external_embeddings(config, dataset)
-        logger.info(
-            f"external embeddings: {[(e.name, tuple(e.user.shape[1:]), tuple(e.item.shape[1:])) for e in external]}"
-        )
+        external = inputs.external
         ext_user = torch.cat([e.user for e in external], dim=1) if external else torch.zeros(self.n_users, 0)
         self.register_buffer("external_user", ext_user.float(), persistent=False)  # [n_users, Du]
         # The prompt's own user takes each external model's vector recomputed from the sample's history.
@@ -191,11 +188,8 @@ class GALRec(SequentialRecommender):
         # for it (its own id embedding, trained on all of its samples, would know a training prefix's target).
         self.own_user_token = None if self.user_map else nn.Parameter(torch.zeros(hidden))
         features = [e.item.float() for e in external]  # [n_items, Di] each
-        if s.item_text_mode == "embedding":
-            device = config["device"]
-            self.backbone.to(device)
-            text = self.backbone.encode_text(text_ids.to(device), text_mask.to(device), s.llm_batch_size)
-            features.append(text.float().cpu())  # [n_items, H]
+        if inputs.item_text_vectors is not None:
+            features.append(inputs.item_text_vectors.float())  # [n_items, H]
         item_features = torch.cat(features, dim=1) if features else torch.zeros(self.n_items, 0)
         self.register_buffer("item_features", item_features, persistent=False)  # [n_items, F], frozen
         self.item_map = nn.Linear(item_features.shape[1], hidden) if item_features.shape[1] else None
@@ -279,19 +273,6 @@ class GALRec(SequentialRecommender):
                 # the gate is one number, so the language model's term grows only as far as it helps.
                 self.residual_gate.zero_()
 
-    def _tokenize_item_texts(self, texts: list[str]):
-        """Item texts -> ``[n_items, item_text_len]`` token ids and mask, tokenised once."""
-        length = max(self.settings.item_text_len, 1)
-        encoded = self.backbone.tokenizer(
-            texts,
-            add_special_tokens=False,
-            truncation=True,
-            max_length=length,
-            padding="max_length",
-            return_tensors="pt",
-        )
-        return encoded["input_ids"], encoded["attention_mask"]
-
     # ----------------------------------------------------------------- soft tokens and prompts
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """Soft tokens of item ids of any shape ``[...]`` -> ``[..., H]``: id embedding + map(features)."""
@@ -347,8 +328,8 @@ class GALRec(SequentialRecommender):
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
         ``own_user`` ``[B, H]``, when given, is the soft token of the prompt's own user."""
         embeds = self._embed(prompt, own_user)  # [B, T, H]
-        dtype = _DTYPES[self.settings.llm_dtype]
-        states = self.backbone(embeds.to(dtype), prompt.attention_mask, groups=self.settings.llm_length_groups)
+        groups = self.settings.llm_length_groups
+        states = self.backbone(embeds.to(self.backbone.dtype), prompt.attention_mask, groups=groups)
         return states.float()  # [B, T, H]
 
     def _embed(self, prompt: Prompt, own_user: torch.Tensor | None) -> torch.Tensor:

@@ -1,0 +1,59 @@
+"""What a model needs besides its config and data, prepared as a step of the run before the model is built.
+
+GALRec needs its external models' tables (trained with RecBole through the one run path, or read from a
+checkpoint or the cache: :mod:`recbole_galrec.external`), its language model, and each item's text vector
+encoded once by that model (``item_text_mode: embedding``). :func:`prepare` computes them and attaches them
+to the training split as ``galrec_inputs`` (a :class:`recbole_galrec.model.galrec.GALRecInputs`), which the
+model's constructor takes; the constructor itself only builds layers. Other models need nothing.
+
+The order matters for reproducibility: the external step reseeds when it ends (whether it trained or read
+a cache), so the language model's fresh weights (LoRA, task tokens) start from the run's seed.
+"""
+
+from logging import getLogger
+
+import torch
+
+from recbole_galrec.backbone import load_backbone
+from recbole_galrec.external import load_external_embeddings
+from recbole_galrec.model.galrec import GALRecInputs
+from recbole_galrec.prompt import task_tokens, tokenize_item_texts
+
+logger = getLogger(__name__)
+
+
+def prepare(config, train_data) -> None:
+    """Attach what the model of ``config`` needs to the training split's dataset (nothing for a RecBole model)."""
+    if config["model"] == "GALRec":
+        dataset = train_data._dataset
+        dataset.galrec_inputs = galrec_inputs(config, dataset)
+
+
+def galrec_inputs(config, dataset, external: list | None = None) -> GALRecInputs:
+    """GALRec's external tables, backbone and item text vectors for ``dataset`` (a GALRec dataset's split).
+
+    ``external``: the external models' tables (:class:`recbole_galrec.model.encoders.ExternalEmbeddings`)
+    when already at hand; ``None``: :func:`recbole_galrec.external.load_external_embeddings`.
+    """
+    settings = config.settings
+    if external is None:
+        external = load_external_embeddings(config, settings.external, dataset)
+    logger.info(
+        f"external embeddings: {[(e.name, tuple(e.user.shape[1:]), tuple(e.item.shape[1:])) for e in external]}"
+    )
+    tokens = task_tokens(settings.prompt_user_template, settings.prompt_item_template)
+    backbone = load_backbone(settings.backbone, added_tokens=tokens)
+    text_vectors = None
+    if settings.item_text_mode == "embedding":
+        text_vectors = encode_item_texts(
+            backbone, dataset.item_texts, settings.item_text_len, settings.llm_batch_size, config["device"]
+        )
+    return GALRecInputs(backbone=backbone, external=list(external), item_text_vectors=text_vectors)
+
+
+def encode_item_texts(backbone, texts: list[str], length: int, batch_size: int, device) -> torch.Tensor:
+    """Each item's text encoded once by the backbone (mean of its last hidden states over the first ``length``
+    tokens): ``[n_items, H]`` float32 on the CPU, zero for items without text."""
+    ids, mask = tokenize_item_texts(backbone.tokenizer, texts, length)
+    backbone.to(device)
+    return backbone.encode_text(ids.to(device), mask.to(device), batch_size).float().cpu()

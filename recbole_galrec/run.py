@@ -1,0 +1,33 @@
+"""The one run path: seed, data, model, trainer. Every training run goes through it: the main run
+(:mod:`recbole_galrec.quick_start`) and the run of each external model GALRec is fed with
+(:mod:`recbole_galrec.external`)."""
+
+from recbole_galrec.data import create_dataset
+from recbole_galrec.trainer import recording
+from recbole_galrec.utils import get_model, get_trainer
+
+
+def load_data(config):
+    """Seed, then the dataset of ``config`` and its splits: ``(dataset, train_data, valid_data, test_data)``."""
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    return dataset, train_data, valid_data, test_data
+
+
+def construct_model(config, train_data):
+    """Reseed, then build the model of ``config`` on the training split and move it to the run's device. What
+    the model needs besides its config and data (:mod:`recbole_galrec.preparation`) must be attached before."""
+    from recbole.utils import init_seed
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+
+
+def construct_trainer(config, model):
+    """The model's trainer (this package's ``<Model>Trainer`` or RecBole's choice), recording its epochs'
+    and validations' times and its training samples (:func:`recbole_galrec.trainer.recording`)."""
+    return recording(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
