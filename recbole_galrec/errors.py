@@ -23,3 +23,7 @@ class DatasetNotFoundError(GALRecError, FileNotFoundError):
 
 class PrepareError(GALRecError):
     """A raw dataset file or the output folder of ``python -m recbole_galrec.prepare`` is unusable."""
+
+
+class DataError(GALRecError, ValueError):
+    """A dataset's atomic files are readable but their content cannot serve the run (e.g. no item has text)."""

@@ -1,11 +1,13 @@
 """Dataset classes this package adds to RecBole, picked by name: ``<Model>Dataset``."""
 
+import os
+
 import numpy as np
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureType
 
 from recbole_galrec.data.graph import TrainingGraph
-from recbole_galrec.errors import ConfigError
+from recbole_galrec.errors import ConfigError, DataError
 
 __all__ = ["GALRecDataset", "training_histories"]
 
@@ -20,7 +22,35 @@ class GALRecDataset(SequentialDataset):
       which each sample's 2-hop users and each item's 1-hop users are chosen);
     - ``item_texts``: one string per internal item id (``""`` for padding and for items without text), from
       the ``.item`` fields named by ``item_text_fields``.
+
+    Items of the ``.inter`` file without a ``.item`` row are named in a warning: RecBole drops their
+    interactions (``filter_inter_by_user_or_item``, on by default, for every model alike) or, with it off,
+    keeps them with empty text. A dataset in which no item has text stops with :class:`DataError` unless
+    ``item_text_mode`` is ``none``.
     """
+
+    def _atomic_file(self, suffix: str) -> str:
+        return os.path.join(self.dataset_path, f"{self.dataset_name}.{suffix}")
+
+    def _filter_inter_by_user_or_item(self):
+        """RecBole's filter, after a warning naming the ``.item`` file when items of the ``.inter`` file have no
+        row in it."""
+        if self.item_feat is not None:
+            iids = self.inter_feat[self.iid_field]
+            lacking = ~iids.isin(self.item_feat[self.iid_field].values)
+            if lacking.any():
+                head = (
+                    f"'{self._atomic_file('item')}' has no row for {iids[lacking].nunique()} items of "
+                    f"'{self._atomic_file('inter')}' ({int(lacking.sum())} interactions)"
+                )
+                if self.config["filter_inter_by_user_or_item"] is True:
+                    self.logger.warning(
+                        f"{head}: their interactions are dropped. Add their rows to the .item file, or set "
+                        "filter_inter_by_user_or_item: False to keep them with empty text."
+                    )
+                else:
+                    self.logger.warning(f"{head}: they are kept, with empty text (filter_inter_by_user_or_item).")
+        super()._filter_inter_by_user_or_item()
 
     def _item_texts(self) -> list[str]:
         """Each item's text: the configured fields' tokens joined by spaces ('_' read as a space)."""
@@ -33,7 +63,7 @@ class GALRecDataset(SequentialDataset):
         if not present:
             raise ConfigError(
                 f"None of the item text fields {fields} is loaded for dataset '{self.dataset_name}' "
-                f"(loaded item fields: {sorted(loaded)}). "
+                f"from '{self._atomic_file('item')}' (loaded item fields: {sorted(loaded)}). "
                 "Set item_text_fields to fields of its .item file and list them in load_col['item'], "
                 "or switch text off with item_text_mode: none."
             )
@@ -43,6 +73,12 @@ class GALRecDataset(SequentialDataset):
         parts = [self._field_strings(field) for field in present]
         texts = [" ".join(p for p in item_parts if p) for item_parts in zip(*parts, strict=True)]
         texts[0] = ""  # padding item
+        if not any(texts):
+            raise DataError(
+                f"No item has text: the item text fields {present} are empty for every item in "
+                f"'{self._atomic_file('item')}'. Fill them in that file or set item_text_fields to fields that "
+                "hold text, or switch text off with item_text_mode: none."
+            )
         self.logger.info(f"item text: {sum(bool(t) for t in texts[1:])} of {self.item_num - 1} items have text")
         return texts
 
