@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_galrec import compat
+from recbole_galrec import compat, recbole_keys
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.utils import get_model
 
@@ -100,10 +100,11 @@ def _argv_hidden_from_recbole():
 _DISTRIBUTED_KEYS = ("nproc", "world_size", "local_rank", "offset", "ip", "port")
 
 
-def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None) -> None:
+def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None) -> dict:
     """Check what the user gave before anything runs: each config file is a readable YAML mapping, and no
     multi-process key is set. Runs are one process on one device: RecBole's multi-process keys are refused
-    rather than ignored (with ``local_rank``, RecBole's Config would also open an NCCL process group)."""
+    rather than ignored (with ``local_rank``, RecBole's Config would also open an NCCL process group).
+    Returns the given keys, later files and then ``config_dict`` winning."""
     given = {}
     for path in config_files:
         given.update(read_config_file(path))
@@ -114,6 +115,7 @@ def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None
             f"multi-process training ({', '.join(f'{k}={given[k]!r}' for k in keys)}) is not supported: "
             "a run is one process on the device named by use_gpu and gpu_id. Remove these keys."
         )
+    return given
 
 
 def build_config(
@@ -136,7 +138,7 @@ def build_config(
 
     model_class = get_model(model) if isinstance(model, str) else model
     user_files = list(config_file_list or [])
-    check_user_settings(user_files, config_dict)
+    given = check_user_settings(user_files, config_dict)
     files = property_files(model_class.__name__, dataset) + user_files
     try:
         with _argv_hidden_from_recbole():
@@ -146,12 +148,19 @@ def build_config(
                 config_file_list=files,
                 config_dict=dict(config_dict or {}),
             )
-    except (ValueError, TypeError, NotImplementedError) as err:
+    except (ValueError, TypeError, NotImplementedError, AttributeError, KeyError, RuntimeError) as err:
+        # Config itself reads metrics, topk and valid_metric, and a bad one can fail there with a message that
+        # does not name it: name the key when one of them is the cause.
+        recbole_keys.check({k: given[k] for k in recbole_keys.READ_BY_RECBOLE_CONFIG if k in given})
         raise ConfigError(f"RecBole rejected the configuration: {err}") from err
+    # RecBole's common keys (epochs, batch sizes, learning rate, metrics, ...) are checked before any data is read:
+    # RecBole itself reads most of them only where it uses them, minutes into a run.
+    recbole_keys.check(config.final_config_dict)
     # A model's own keys (GALRec's settings) are checked here, before any data is read: a bad or misspelt key
     # stops the run at once instead of after the dataset is loaded and split.
     # They are read once, into ``config.settings`` (None for a model without own keys), which is what the
     # dataset hook, the preparation step, the model and the trainer read.
     settings_class = getattr(model_class, "settings_class", None)
     config.settings = settings_class.from_config(config) if settings_class is not None else None
+    recbole_keys.settle_device(config)
     return config

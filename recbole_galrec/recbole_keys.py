@@ -1,0 +1,181 @@
+"""RecBole's own keys that users commonly set, checked at start-up like GALRec's keys.
+
+RecBole reads most of these keys only where it uses them (``epochs`` in the trainer's loop, ``valid_metric``
+at the first validation), so a bad value used to fail minutes into a run, with a traceback. :func:`check`
+stops a run before any data is read, with a :class:`~recbole_galrec.errors.ConfigError` naming the key, the
+value and what is allowed. The limits are those of RecBole 1.2.1's config, trainer and evaluator: a value
+that RecBole runs with is never refused. :func:`settle_device` makes ``use_gpu`` mean what it says.
+"""
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from recbole_galrec.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# The optimisers of RecBole's Trainer._build_optimizer (any other name silently falls back to Adam).
+LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
+
+# One value of each kind: a test and its name in messages.
+_KINDS: dict[str, tuple[Callable, str]] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "a finite number",
+    ),
+    "bool": (lambda v: isinstance(v, bool), "True or False"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+@cache
+def metric_names() -> tuple[str, ...]:
+    """RecBole's metrics, by their class names (``Hit``, ``NDCG``, ...); RecBole matches them case-insensitively."""
+    from recbole.evaluator.register import metrics_dict
+
+    return tuple(sorted((cls.__name__ for cls in metrics_dict.values()), key=str.lower))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one key may hold.
+
+    ``kind`` is a key of ``_KINDS``; ``low``/``high`` bound the value (``low`` excluded when ``above``);
+    ``choices`` (a tuple, or a function giving one) are the allowed strings, matched case-insensitively;
+    ``listed`` admits a non-empty list of such values too; ``note`` says what the value means.
+    """
+
+    kind: str
+    low: int | None = None
+    above: bool = False
+    high: int | None = None
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+    listed: bool = False
+    note: str = ""
+
+    def allowed_choices(self) -> tuple[str, ...]:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def accepts(self, value) -> bool:
+        values = value if self.listed and isinstance(value, (list, tuple)) else [value]
+        return bool(values) and all(self._accepts_one(v) for v in values)
+
+    def _accepts_one(self, value) -> bool:
+        if not _KINDS[self.kind][0](value):
+            return False
+        if self.choices:
+            return value.lower() in {c.lower() for c in self.allowed_choices()}
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        """The allowed values in words, e.g. "an integer >= 1"."""
+        if self.choices:
+            text = f"one of {', '.join(self.allowed_choices())}"
+        else:
+            text = _KINDS[self.kind][1]
+            if self.low is not None and self.high is not None:
+                text += f" from {self.low} to {self.high}"
+            elif self.low is not None:
+                text += f" {'>' if self.above else '>='} {self.low}"
+        if self.listed:
+            text += ", or a non-empty list of them"
+        return f"{text} ({self.note})" if self.note else text
+
+
+RULES: dict[str, Rule] = {
+    "epochs": Rule("int", low=0, note="0: the untrained model is saved and tested"),
+    "train_batch_size": Rule("int", low=1),
+    "eval_batch_size": Rule("int", low=1),
+    "learner": Rule("str", choices=LEARNERS),
+    "learning_rate": Rule("number", low=0, above=True),
+    "weight_decay": Rule("number", low=0),
+    "eval_step": Rule("int", low=0, note="epochs between validations; 0: no validation"),
+    "stopping_step": Rule("int", low=0, note="validations without improvement before training stops"),
+    "metrics": Rule("str", choices=metric_names, listed=True),
+    "topk": Rule("int", low=1, listed=True),
+    "valid_metric": Rule("str", note="a metric of metrics, with @k for a k of topk where it has a cut-off: NDCG@10"),
+    "MAX_ITEM_LIST_LENGTH": Rule("int", low=1),
+    "seed": Rule("int", low=0, high=2**32 - 1),  # RecBole's init_seed seeds numpy, which takes this range
+    "use_gpu": Rule("bool"),
+    "reproducibility": Rule("bool"),
+    "show_progress": Rule("bool"),
+    "worker": Rule("int", low=0),
+}
+
+# The keys RecBole's Config reads while it is built; a bad one can make it fail with a message that does not
+# name the key, so build_config checks these among the given values when RecBole rejects a configuration.
+READ_BY_RECBOLE_CONFIG = ("metrics", "topk", "valid_metric")
+
+
+def check(values: Mapping) -> None:
+    """Check every key of :data:`RULES` present in ``values`` (a RecBole ``final_config_dict``), then the keys
+    that must agree: ``metrics`` of one kind, ``valid_metric`` among ``metrics`` and ``topk``."""
+    for key, rule in RULES.items():
+        if key in values and not rule.accepts(values[key]):
+            raise ConfigError(f"{key} must be {rule.describe()}, got {values[key]!r}.")
+    _check_metrics(values)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_metrics(values: Mapping) -> None:
+    """``metrics`` of one kind (ranking or value); ``valid_metric`` among them, with a k of ``topk`` where the
+    metric has a cut-off. Each check runs when its keys are present; ``valid_metric`` only when validation runs
+    (RecBole's trainer validates when ``min(eval_step, epochs) > 0``)."""
+    from recbole.evaluator.register import metric_information, metric_types
+
+    if "metrics" not in values:
+        return
+    metrics = _as_list(values["metrics"])
+    kinds = {}
+    for name in metrics:
+        kinds.setdefault(metric_types[name.lower()].name.lower(), []).append(name)
+    if len(kinds) > 1:
+        parts = " and ".join(f"{kind} metrics ({', '.join(names)})" for kind, names in kinds.items())
+        raise ConfigError(f"metrics {metrics!r} mixes {parts}; RecBole evaluates one kind per run: keep one kind.")
+    if "valid_metric" not in values or min(values.get("eval_step", 1), values.get("epochs", 1)) <= 0:
+        return
+    valid_metric = values["valid_metric"]
+    name, at, k = valid_metric.partition("@")
+    if name.lower() not in {m.lower() for m in metrics}:
+        raise ConfigError(
+            f"valid_metric {valid_metric!r} must be one of metrics {metrics!r}: validation computes only those. "
+            "Add it to metrics or choose another valid_metric."
+        )
+    has_cutoff = bool({"rec.topk", "rec.items"} & set(metric_information[name.lower()]))
+    if has_cutoff and "topk" in values:
+        topk = _as_list(values["topk"])
+        if k not in {str(cutoff) for cutoff in topk}:
+            raise ConfigError(
+                f"valid_metric {valid_metric!r} must end in @k with k one of topk {topk!r}, e.g. {name}@{topk[0]}."
+            )
+    if not has_cutoff and at:
+        raise ConfigError(f"valid_metric {valid_metric!r}: {name} has no cut-off; write {name}.")
+
+
+_cpu_warning_given = False
+
+
+def settle_device(config) -> None:
+    """Make ``use_gpu`` mean what it says. RecBole 1.2.1 picks the device from ``gpu_id`` and CUDA alone
+    (``use_gpu`` only switches its GPU memory readout): ``use_gpu: False`` now runs on the CPU, and
+    ``use_gpu: True`` on the CPU (no CUDA GPU, or an empty ``gpu_id``) logs a warning, once per process."""
+    global _cpu_warning_given
+    import torch
+
+    if not config["use_gpu"]:
+        config["device"] = torch.device("cpu")
+    elif config["device"].type == "cpu" and not _cpu_warning_given:
+        _cpu_warning_given = True
+        reason = "torch sees no CUDA GPU" if not torch.cuda.is_available() else "gpu_id is empty"
+        logger.warning(
+            f"use_gpu is True but {reason}: this run is on the CPU (use_gpu: False runs there without this warning)."
+        )
