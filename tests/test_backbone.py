@@ -1,5 +1,7 @@
 """The GALRec language-model backbone, on tiny random models built from configs (offline, a few seconds)."""
 
+import os
+
 import pytest
 import torch
 
@@ -21,8 +23,10 @@ from transformers import (  # noqa: E402
 from recbole_galrec.backbone import (  # noqa: E402
     FAMILIES,
     Backbone,
+    _resolve_path,
     build_backbone,
     default_backbone_path,
+    hub_offline,
     load_backbone,
 )
 from recbole_galrec.errors import ConfigError  # noqa: E402
@@ -257,3 +261,128 @@ def test_default_minilm():
     vectors = backbone.encode_text(enc["input_ids"], enc["attention_mask"])
     assert vectors.shape == (2, 384)
     assert not torch.allclose(vectors[0], vectors[1])
+
+
+# llm_path: the default backbone and local folders load from local files only; a hub id is downloaded unless
+# Hugging Face's offline switch is on. No test reaches the network: the switch is on for the whole suite
+# (conftest.py), and where a test turns it off, _Hub stands in for the Hub.
+
+
+class _Hub:
+    """Stand-in for the Hub behind ``from_pretrained`` of AutoConfig, AutoModel and AutoTokenizer.
+
+    Records each call as ``(path, local_files_only)``. Local folders load for real; a hub id gets a tiny BERT
+    when it is in ``cached``, or when ``local_files_only`` is False and it is not in ``missing`` (a download);
+    else ``OSError``, as transformers raises.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.calls: list[tuple[str, bool]] = []
+        self.cached: set[str] = set()
+        self.missing: set[str] = set()
+
+    def patch(self, monkeypatch):
+        import transformers
+
+        answers = {
+            transformers.AutoConfig: lambda: _bert(len(self.tokenizer)).config,
+            transformers.AutoModel: lambda: _bert(len(self.tokenizer)),
+            transformers.AutoTokenizer: lambda: self.tokenizer,
+        }
+        for cls, answer in answers.items():
+            monkeypatch.setattr(cls, "from_pretrained", self._loader(cls.from_pretrained, answer))
+
+    def _loader(self, real, answer):
+        def from_pretrained(path, *args, local_files_only=False, **kwargs):
+            self.calls.append((str(path), local_files_only))
+            if os.path.isdir(path):
+                return real(path, *args, local_files_only=local_files_only, **kwargs)
+            if path in self.cached or (not local_files_only and path not in self.missing):
+                return answer()
+            raise OSError(f"{path} is not in the cache" if local_files_only else f"{path} is not on the Hub")
+
+        return from_pretrained
+
+
+@pytest.fixture
+def hub(monkeypatch, tokenizer):
+    stand_in = _Hub(tokenizer)
+    stand_in.patch(monkeypatch)
+    return stand_in
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Hugging Face's offline switch off, as huggingface_hub reads it (once, at import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def test_the_suite_runs_with_the_hub_offline():
+    assert hub_offline()
+
+
+def test_hub_offline_follows_huggingface_hub(monkeypatch):
+    from huggingface_hub import constants
+
+    for value in (True, False):
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", value)
+        assert hub_offline() is value
+
+
+def test_default_and_local_folder_load_local_files_only_when_online(tmp_path, tokenizer, hub, online):
+    assert _resolve_path(None) == (default_backbone_path(), True)
+    _bert(len(tokenizer)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    backbone = load_backbone(BackboneSettings(path=str(tmp_path)), added_tokens=TASK_TOKENS)
+    assert backbone.hidden_size == HIDDEN
+    assert len(hub.calls) >= 3 and all(local_only for _, local_only in hub.calls)  # config, model, tokenizer
+
+
+def test_hub_id_is_downloaded_when_online(hub, online):
+    backbone = load_backbone(BackboneSettings(path="some-owner/some-model"), added_tokens=TASK_TOKENS)
+    assert backbone.family == "encoder" and backbone.hidden_size == HIDDEN
+    assert len(hub.calls) >= 3 and set(hub.calls) == {("some-owner/some-model", False)}
+
+
+def test_hub_id_loads_from_the_cache_only_when_offline(hub, offline):
+    hub.cached.add("some-owner/some-model")
+    load_backbone(BackboneSettings(path="some-owner/some-model"))
+    assert hub.calls and all(path == "some-owner/some-model" and local_only for path, local_only in hub.calls)
+
+
+def test_hub_id_not_cached_offline_says_what_to_do(hub, offline):
+    with pytest.raises(ConfigError, match="llm_path 'some-owner/some-model'") as err:
+        load_backbone(BackboneSettings(path="some-owner/some-model"))
+    message = str(err.value)
+    assert "HF_HUB_OFFLINE" in message and "download the model once" in message and "local model folder" in message
+    assert hub.calls == [("some-owner/some-model", True)]
+
+
+def test_hub_id_not_cached_offline_without_stand_in(offline):
+    """The real transformers, offline: an id that is in no cache fails with the message, without the network."""
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE"):
+        load_backbone(BackboneSettings(path="recbole-galrec-tests/no-such-model"))
+
+
+def test_unknown_hub_id_online_says_what_to_do(hub, online):
+    hub.missing.add("some-owner/no-such-model")
+    with pytest.raises(ConfigError, match="llm_path 'some-owner/no-such-model' could not be loaded .*Hugging Face Hub"):
+        load_backbone(BackboneSettings(path="some-owner/no-such-model"))
+
+
+@pytest.mark.parametrize("name", ["no-such-folder", "./model", "a/b/c"])
+def test_missing_folder_is_never_looked_up_on_the_hub(tmp_path, hub, online, name):
+    path = str(tmp_path / name) if name == "no-such-folder" else name
+    with pytest.raises(ConfigError, match="is not a folder"):
+        load_backbone(BackboneSettings(path=path))
+    assert hub.calls == []
