@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", default=None, help="a budget profile from properties/profile/ (e.g. cpu), below --config_files"
     )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue an interrupted run from its checkpoint (the '-last.pth' one is written after every epoch); "
+        "give the same command and settings as the interrupted run",
+    )
     return parser
 
 
@@ -76,13 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             config_file_list=profile + args.config_files.split(),
             config_dict=overrides,
             result_file=args.result_file,
+            resume=args.resume,
         )
     except GALRecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
-            "interrupted: the best checkpoint so far is in the checkpoint_dir (default 'saved/').",
+            "interrupted: the checkpoints so far are in the checkpoint_dir (default 'saved/'); the same command "
+            "with --resume=<its -last.pth checkpoint> continues the run.",
             file=sys.stderr,
         )
         return 130

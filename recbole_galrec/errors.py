@@ -25,5 +25,9 @@ class PrepareError(GALRecError):
     """A raw dataset file or the output folder of ``python -m recbole_galrec.prepare`` is unusable."""
 
 
+class TrainingError(GALRecError, RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the message names where and what was kept."""
+
+
 class DataError(GALRecError, ValueError):
     """A dataset's atomic files are readable but their content cannot serve the run (e.g. no item has text)."""

@@ -50,6 +50,7 @@ def run_recbole_galrec(
     saved: bool = True,
     result_file: str | None = None,
     per_user_file: str | None = None,
+    resume: str | None = None,
 ) -> dict:
     """Train and evaluate ``model`` on ``dataset`` and return (and optionally write) the result.
 
@@ -62,6 +63,7 @@ def run_recbole_galrec(
         result_file: where to write the result as JSON (``None``: not written).
         per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
             (:mod:`recbole_galrec.per_user`; ``None``: not written).
+        resume: a checkpoint of an interrupted run with the same settings (best or ``-last``) to continue from.
 
     Returns:
         ``{"model", "dataset", "dataset_statistics", "parameters", "best_valid_score",
@@ -97,6 +99,8 @@ def run_recbole_galrec(
     logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
 
     trainer = construct_trainer(config, model)
+    if resume:
+        trainer.resume_checkpoint(resume)
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]

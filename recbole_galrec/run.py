@@ -3,7 +3,7 @@
 (:mod:`recbole_galrec.external`)."""
 
 from recbole_galrec.data import create_dataset
-from recbole_galrec.trainer import recording
+from recbole_galrec.trainer import run_trainer
 from recbole_galrec.utils import get_model, get_trainer
 
 
@@ -28,6 +28,6 @@ def construct_model(config, train_data):
 
 
 def construct_trainer(config, model):
-    """The model's trainer (this package's ``<Model>Trainer`` or RecBole's choice), recording its epochs'
-    and validations' times and its training samples (:func:`recbole_galrec.trainer.recording`)."""
-    return recording(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    """The model's trainer (this package's ``<Model>Trainer`` or RecBole's choice) with what every run's trainer
+    gets (:func:`recbole_galrec.trainer.run_trainer`: recording, resumable checkpoints, a NaN guard)."""
+    return run_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)

@@ -1,34 +1,65 @@
-"""Trainers this package adds to RecBole, picked by name (``<Model>Trainer``), and the recording every run's
-trainer gets (:func:`recording`)."""
+"""Trainers this package adds to RecBole, picked by name (``<Model>Trainer``), and what every run's trainer
+gets (:func:`run_trainer`: recording, atomic and resumable checkpoints, a guard against NaN losses)."""
 
+import os
 import time
 from functools import cache
 
 import numpy as np
+import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-__all__ = ["GALRecTrainer", "recording"]
+from recbole_galrec.checkpoints import last_file, random_states, restore_random_states, save_atomic
+from recbole_galrec.checkpoints import load as load_checkpoint
+from recbole_galrec.errors import ConfigError, TrainingError
+
+__all__ = ["GALRecTrainer", "run_trainer"]
 
 
-class _Recording:
-    """What a run reports of its training, recorded by the trainer itself (mixed in before the trainer class):
+class _RunTrainer:
+    """What every run's trainer does besides RecBole's training (mixed in before the trainer class by
+    :func:`run_trainer`):
 
-    - ``epoch_seconds``: each training pass, validation excluded;
-    - ``validations``: ``(score, seconds since the start of fit, seconds the validation took)`` per validation;
-    - ``train_samples``: the training samples of every epoch.
+    - records what the run reports: ``epoch_seconds`` (each training pass, validation excluded),
+      ``validations`` (``(score, seconds since the start of fit, seconds it took)`` each), ``train_samples``;
+    - writes checkpoints atomically, with the random states and the best result (:mod:`recbole_galrec.checkpoints`),
+      and besides the best one a ``-last`` checkpoint after every epoch, from which :meth:`resume_checkpoint`
+      continues an interrupted run exactly as if it had not stopped;
+    - stops at a NaN or infinite loss with a message naming the loss part, the epoch and the step.
     """
 
-    def fit(self, *args, **kwargs):
+    _resumed_generator = None
+    _finished = False
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self.epoch_seconds: list[float] = []
         self.validations: list[tuple[float, float, float]] = []
         self.train_samples = 0
         self._fit_start = time.perf_counter()
-        return super().fit(*args, **kwargs)
+        self._train_generator = getattr(train_data, "generator", None)
+        self._saving = saved
+        if self._resumed_generator is not None and self._train_generator is not None:
+            self._train_generator.set_state(self._resumed_generator)
+        if self._finished:  # the resumed run had ended its training: nothing is left to train
+            return self.best_valid_score, self.best_valid_result
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if saved:
+            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+        return result
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self._saving and epoch_idx > self.start_epoch:
+            # the previous epoch, its validation and its best checkpoint are done: the state to resume from
+            self._save_last(epoch_idx - 1)
         start = time.perf_counter()
-        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self._epoch, self._step = epoch_idx, 0
+        loss = super()._train_epoch(
+            train_data,
+            epoch_idx,
+            loss_func=self._finite(loss_func or self.model.calculate_loss),
+            show_progress=show_progress,
+        )
         self.epoch_seconds.append(time.perf_counter() - start)
         # The samples the epoch trained on: a trainer that draws them says how many (GALRecTrainer); otherwise
         # every row of the training split.
@@ -43,11 +74,93 @@ class _Recording:
         self.validations.append((float(score), end - self._fit_start, end - start))
         return score, result
 
+    # ------------------------------------------------------------------ numerics
+    def _finite(self, loss_func):
+        """``loss_func`` that stops training when a part of the loss is NaN or infinite."""
+        names = getattr(self.model, "loss_names", None)
+
+        def checked(interaction):
+            losses = loss_func(interaction)
+            parts = losses if isinstance(losses, tuple) else (losses,)
+            for index, part in enumerate(parts):
+                if not bool(torch.isfinite(part).all()):
+                    name = names[index] if names and index < len(names) else f"loss part {index}"
+                    last = last_file(self.saved_model_file)
+                    kept = f" The last good checkpoint is {last} (--resume={last})." if os.path.isfile(last) else ""
+                    raise TrainingError(
+                        f"{self.config['model']}: the loss {name} is {float(part.detach().float().sum())} at epoch "
+                        f"{self._epoch}, step {self._step}; training stopped.{kept} Lower learning_rate, or check "
+                        "the data and the model's settings (llm_dtype float16 overflows easily; bfloat16 does not)."
+                    )
+            self._step += 1
+            return losses
+
+        return checked
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int) -> dict:
+        return {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "best_valid_result": self.best_valid_result,
+            "train_loss_dict": dict(self.train_loss_dict),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "random_states": random_states(),
+            "train_generator": self._train_generator.get_state() if self._train_generator is not None else None,
+            "best_file": self.saved_model_file,
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """The best checkpoint (RecBole's contents and more), written atomically."""
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_atomic(self._state(epoch), path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def _save_last(self, epoch: int, finished: bool = False) -> None:
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        state = self._state(epoch)
+        state["finished"] = finished
+        save_atomic(state, last_file(self.saved_model_file))
+
+    def resume_checkpoint(self, resume_file):
+        """Continue from a checkpoint of this package (best or ``-last``): weights, optimizer, epoch,
+        early-stopping state, best result, random states; the run then goes on as the interrupted one would."""
+        checkpoint = load_checkpoint(str(resume_file), self.device)
+        trained = checkpoint["config"]["model"]
+        if trained != self.config["model"]:
+            raise ConfigError(f"--resume: '{resume_file}' holds a {trained} run, not {self.config['model']}.")
+        if "random_states" not in checkpoint:
+            raise ConfigError(
+                f"--resume: '{resume_file}' was not written by this package's trainer (no random states); "
+                "only its checkpoints can be resumed exactly."
+            )
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint["best_valid_result"]
+        self.train_loss_dict = dict(checkpoint["train_loss_dict"])
+        self.saved_model_file = checkpoint["best_file"]
+        self._finished = bool(checkpoint.get("finished", False))
+        self._resumed_generator = checkpoint["train_generator"]
+        restore_random_states(checkpoint["random_states"])
+        self.logger.info(f"resumed from {resume_file}: training continues at epoch {self.start_epoch}")
+
 
 @cache
-def recording(trainer_class: type) -> type:
-    """``trainer_class`` with :class:`_Recording` mixed in (one class per trainer class)."""
-    return type(trainer_class.__name__, (_Recording, trainer_class), {"__doc__": trainer_class.__doc__})
+def run_trainer(trainer_class: type) -> type:
+    """``trainer_class`` with :class:`_RunTrainer` mixed in (one class per trainer class)."""
+    return type(trainer_class.__name__, (_RunTrainer, trainer_class), {"__doc__": trainer_class.__doc__})
 
 
 class GALRecTrainer(Trainer):

@@ -34,8 +34,9 @@ from logging import getLogger
 
 import torch
 
+from recbole_galrec.checkpoints import save_atomic
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.external.cache import align, read_cache, save_atomic, token2id
+from recbole_galrec.external.cache import align, read_cache, token2id
 from recbole_galrec.external.extract import EXTRACTORS, extract_payload, padded_training_histories
 from recbole_galrec.external.plan import ExternalRun, plan_run
 from recbole_galrec.model.encoders import ExternalEmbeddings, HistoryMeanEncoder, SASRecUserEncoder

@@ -1,30 +1,16 @@
-"""The external vectors' cache files (written atomically, read back with checks) and their alignment by token
+"""The external vectors' cache files (read back with checks; written atomically by
+:func:`recbole_galrec.checkpoints.save_atomic`) and their alignment by token
 with the ids of the dataset a GALRec run built."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from logging import getLogger
 
 import torch
 
 logger = getLogger("recbole_galrec.external")
-
-
-def save_atomic(payload: dict, path: str) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read_cache(path: str, name: str) -> dict | None:

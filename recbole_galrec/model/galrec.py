@@ -146,6 +146,7 @@ def _mlp(d_in: int, d_out: int) -> nn.Module:
 class GALRec(SequentialRecommender):
     input_type = InputType.POINTWISE
     settings_class = GALRecSettings  # checked by build_config before any data is read
+    loss_names = ("L0", "L1", "L2", "L3")  # the parts calculate_loss returns, as the trainer names them
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
