@@ -17,6 +17,7 @@ Nothing here calls ``.cuda()``: move the returned module with ``.to(device)``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -195,6 +196,19 @@ class Backbone(nn.Module):
             return pooled
         finally:
             self.train(was_training)
+
+    def digest(self) -> str:
+        """A fingerprint of the frozen language model (family, vocabulary, and each frozen weight's name, shape,
+        dtype and first and last values): a checkpoint stores it, so that loading it on another backbone is an
+        error, not a silent mismatch. The trainable weights are in the checkpoint itself."""
+        digest = hashlib.sha256(f"{self.family}|{len(self.tokenizer)}|{self.hidden_size}".encode())
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                continue
+            flat = param.detach().reshape(-1)
+            ends = torch.cat([flat[:16], flat[-16:]]).float().cpu().numpy().tobytes()
+            digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|".encode() + ends)
+        return digest.hexdigest()[:16]
 
     def trainable_parameter_count(self) -> int:
         """Number of parameters that receive gradients (LoRA or full weights, plus the task-token table)."""

@@ -34,6 +34,21 @@ def _numpy_aliases() -> None:
     ):
         if alias not in np.__dict__:
             setattr(np, alias, target)
+    # RecBole's metrics use ``np.float`` (removed in numpy 1.24); ``Config()`` sets it and its friends in
+    # compatibility_settings, but a config read back from a checkpoint (recbole_galrec.recommend) never runs
+    # that, and evaluating then fails with "module 'numpy' has no attribute 'float'". The same values here.
+    for alias, target in (
+        ("bool", np.bool_),
+        ("int", np.int_),
+        ("float", np.float64),
+        ("complex", np.complex128),
+        ("object", np.object_),
+        ("str", np.str_),
+        ("long", np.int_),
+        ("unicode", np.str_),
+    ):
+        if alias not in np.__dict__:
+            setattr(np, alias, target)
 
 
 def _scipy_dok_update() -> None:

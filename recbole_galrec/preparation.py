@@ -29,11 +29,12 @@ def prepare(config, train_data) -> None:
         dataset.galrec_inputs = galrec_inputs(config, dataset)
 
 
-def galrec_inputs(config, dataset, external: list | None = None) -> GALRecInputs:
+def galrec_inputs(config, dataset, external: list | None = None, item_text_vectors=None) -> GALRecInputs:
     """GALRec's external tables, backbone and item text vectors for ``dataset`` (a GALRec dataset's split).
 
     ``external``: the external models' tables (:class:`recbole_galrec.model.encoders.ExternalEmbeddings`)
-    when already at hand; ``None``: :func:`recbole_galrec.external.load_external_embeddings`.
+    when already at hand (a checkpoint's); ``None``: :func:`recbole_galrec.external.load_external_embeddings`.
+    ``item_text_vectors``: ``[n_items, H]`` when already at hand (a checkpoint's); ``None``: encoded here.
     """
     settings = config.settings
     if external is None:
@@ -43,8 +44,8 @@ def galrec_inputs(config, dataset, external: list | None = None) -> GALRecInputs
     )
     tokens = task_tokens(settings.prompt_user_template, settings.prompt_item_template)
     backbone = load_backbone(settings.backbone, added_tokens=tokens)
-    text_vectors = None
-    if settings.item_text_mode == "embedding":
+    text_vectors = item_text_vectors
+    if text_vectors is None and settings.item_text_mode == "embedding":
         text_vectors = encode_item_texts(
             backbone, dataset.item_texts, settings.item_text_len, settings.llm_batch_size, config["device"]
         )

@@ -32,7 +32,8 @@ class SASRecUserEncoder(nn.Module):
     embedding, input LayerNorm and transformer), with ``item_table`` ``[n_items, d]``: SASRec's item
     embeddings aligned with the ids of the dataset it is used on. It computes what RecBole's ``SASRec.forward``
     computes in evaluation mode, from the last ``max_seq_length`` items of each history. Always in
-    evaluation mode (no dropout) and without gradients; its weights are not part of a GALRec checkpoint.
+    evaluation mode (no dropout) and without gradients; its weights are not part of the model's trainable state
+    (a GALRec checkpoint carries them among its frozen inputs: :meth:`ExternalEmbeddings.to_dict`).
     """
 
     def __init__(self, encoder: Mapping, item_table: torch.Tensor):
@@ -40,6 +41,7 @@ class SASRecUserEncoder(nn.Module):
         from recbole.model.layers import TransformerEncoder
 
         h = encoder["hparams"]
+        self.hparams = dict(h)
         self.max_seq_length = int(h["max_seq_length"])
         self.register_buffer("item_table", item_table.float(), persistent=False)  # [n_items, d]
         self.position_embedding = nn.Embedding(self.max_seq_length, int(h["hidden_size"]))
@@ -105,3 +107,17 @@ class ExternalEmbeddings:
     user: torch.Tensor  # [n_users, d] float32
     item: torch.Tensor  # [n_items, d] float32
     encoder: nn.Module
+
+    def to_dict(self) -> dict:
+        """Plain tensors and numbers (what a checkpoint stores); :meth:`from_dict` rebuilds the same tables."""
+        spec = None
+        if isinstance(self.encoder, SASRecUserEncoder):
+            spec = {"hparams": dict(self.encoder.hparams), "state": self.encoder.state_dict()}
+        return {"name": self.name, "user": self.user, "item": self.item, "encoder": spec}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping) -> "ExternalEmbeddings":
+        item = stored["item"]
+        spec = stored.get("encoder")
+        encoder = SASRecUserEncoder(spec, item) if spec else HistoryMeanEncoder(item)
+        return cls(stored["name"], stored["user"], item, encoder)

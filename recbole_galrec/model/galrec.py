@@ -165,6 +165,7 @@ class GALRec(SequentialRecommender):
         self.graph = dataset.training_graph  # per-sample 2-hop users, items' 1-hop users
 
         # backbone and prompts
+        self.inputs = inputs  # kept for other_parameter (a checkpoint carries the frozen inputs)
         self.backbone = inputs.backbone
         hidden = self.backbone.hidden_size
         tokens_mode = s.item_text_mode == "tokens"
@@ -475,6 +476,32 @@ class GALRec(SequentialRecommender):
         return self._user_scores(interaction)
 
     # ----------------------------------------------------------------- checkpoints
+    def other_parameter(self) -> dict:
+        """The frozen inputs the model was built with (external tables and encoders, item text vectors) and the
+        backbone's digest: RecBole stores this beside the state dict, so a checkpoint is self-contained
+        (:mod:`recbole_galrec.recommend` rebuilds the model from it without the external cache)."""
+        return {
+            "external": [e.to_dict() for e in self.inputs.external],
+            "item_text_vectors": self.inputs.item_text_vectors,
+            "backbone_digest": self.backbone.digest(),
+        }
+
+    def load_other_parameter(self, para) -> None:
+        """Check that a checkpoint's frozen inputs are this model's: the same backbone and tables' shapes."""
+        if not para:
+            return
+        if para["backbone_digest"] != self.backbone.digest():
+            raise ConfigError(
+                "the checkpoint was trained with another language model than llm_path "
+                f"'{self.settings.llm_path or 'the default MiniLM'}' (backbone digest {para['backbone_digest']}, "
+                f"this one {self.backbone.digest()}, llm_num_layers {self.settings.llm_num_layers}); "
+                "load it with the llm_path and layers it was trained with."
+            )
+        shapes = [(e["name"], tuple(e["user"].shape), tuple(e["item"].shape)) for e in para["external"]]
+        own = [(e.name, tuple(e.user.shape), tuple(e.item.shape)) for e in self.inputs.external]
+        if shapes != own:
+            raise ConfigError(f"the checkpoint's external tables {shapes} are not this model's {own}.")
+
     def _trainable_keys(self) -> set[str]:
         """Names of the trainable parameters and of the persistent buffers outside the backbone."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
