@@ -29,7 +29,7 @@ def save_atomic(state: dict, path: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f, pickle_protocol=4)
+            torch.save(state, f)  # torch's default pickle protocol: what weights_only loading reads
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

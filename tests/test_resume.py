@@ -142,3 +142,30 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
         checkpoints.save_atomic({"epoch": 1}, str(path))
     assert torch.load(path, weights_only=False) == {"epoch": 0}
     assert [p.name for p in tmp_path.iterdir()] == ["run.pth"]
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_metrics_with_and_without_the_external_cache(tmp_path, tiny_bert):
+    """Two runs with the same seed and config print identical metrics: the first trains its external SASRec and
+    LightGCN (empty cache), the second reads them from the cache."""
+    args = _args(
+        tiny_bert,
+        tmp_path / "saved",
+        external_models=["SASRec", "LightGCN"],
+        external_epochs=1,
+        external_config={
+            "SASRec": {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "train_batch_size": 1024},
+            "LightGCN": {"embedding_size": 16, "n_layers": 1, "train_batch_size": 4096},
+        },
+        score_start="sasrec",
+    )
+    results = []
+    for name in ("first", "second"):
+        command = [*args, f"--result_file={name}.json"]
+        proc = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        results.append(json.loads((tmp_path / f"{name}.json").read_text()))
+        log = proc.stdout + proc.stderr
+        assert ("reusing" in log) == (name == "second")  # the second run read the cache
+    assert results[0]["best_valid_result"] == results[1]["best_valid_result"]
+    assert results[0]["test_result"] == results[1]["test_result"]
