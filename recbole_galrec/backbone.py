@@ -380,6 +380,10 @@ def _apply_tuning(model: nn.Module, settings: BackboneSettings) -> nn.Module:
     model = inject_adapter_in_model(config, model)
     for name, param in model.named_parameters():
         param.requires_grad_("lora_" in name)
+        if "lora_" in name:
+            # float32 master weights under a bfloat16 / float16 model (peft casts their inputs to float32), so
+            # that small updates are not rounded away and a gradient scaler can unscale their gradients
+            param.data = param.data.float()
     return model
 
 

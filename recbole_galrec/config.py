@@ -163,4 +163,23 @@ def build_config(
     settings_class = getattr(model_class, "settings_class", None)
     config.settings = settings_class.from_config(config) if settings_class is not None else None
     recbole_keys.settle_device(config)
+    _check_half_precision(config)
     return config
+
+
+def _check_half_precision(config) -> None:
+    """``llm_dtype: float16`` trains with RecBole's gradient scaler on a GPU; elsewhere it is refused."""
+    settings = config.settings
+    if settings is None or getattr(settings, "llm_dtype", None) != "float16":
+        return
+    if config["device"].type != "cuda":
+        raise ConfigError(
+            "llm_dtype: float16 trains on a GPU only (with a gradient scaler); this run is on the "
+            f"{config['device'].type}. Use llm_dtype: bfloat16 or float32."
+        )
+    if settings.llm_tuning == "full":
+        raise ConfigError(
+            "llm_dtype: float16 with llm_tuning: full would train float16 weights without float32 copies; "
+            "use llm_dtype: bfloat16 or float32 for full tuning, or llm_tuning: lora."
+        )
+    config["enable_scaler"] = True  # RecBole's trainer then scales the loss (torch.amp.GradScaler)

@@ -386,3 +386,29 @@ def test_missing_folder_is_never_looked_up_on_the_hub(tmp_path, hub, online, nam
     with pytest.raises(ConfigError, match="is not a folder"):
         load_backbone(BackboneSettings(path=path))
     assert hub.calls == []
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_lora_keeps_float32_master_weights_under_half_precision(dtype, tokenizer):
+    """Under a bfloat16 / float16 model the LoRA weights and task tokens are float32; a step trains them."""
+    torch.manual_seed(0)
+    model = _bert(len(tokenizer)).to(dtype)
+    backbone = build_backbone(model, tokenizer, BackboneSettings(tuning="lora"), added_tokens=TASK_TOKENS)
+    trainable = {name: p for name, p in backbone.named_parameters() if p.requires_grad}
+    assert any("lora_" in name for name in trainable) and all(p.dtype == torch.float32 for p in trainable.values())
+    assert backbone.dtype == dtype
+    ids, mask = _batch(tokenizer)
+    hidden = backbone(backbone.input_embeddings(ids).to(dtype), mask)
+    assert hidden.dtype == dtype
+    (hidden.float() * torch.randn(hidden.shape)).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in trainable.values())
+
+
+def test_float16_is_refused_off_a_gpu(workdir):
+    from recbole_galrec.config import build_config
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: float16 trains there")
+    with pytest.raises(ConfigError, match="llm_dtype: float16 trains on a GPU only"):
+        build_config("GALRec", "ml-100k", config_dict={"llm_dtype": "float16"})
+    assert build_config("GALRec", "ml-100k", config_dict={"llm_dtype": "bfloat16"}).settings.llm_dtype == "bfloat16"
