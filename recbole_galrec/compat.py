@@ -24,20 +24,16 @@ _APPLIED = False
 
 
 def _numpy_aliases() -> None:
-    # numpy >= 2 removed these aliases; RecBole's Config.compatibility_settings reads ``np.float_``
-    # and friends, so ``Config()`` crashes with "np.float_ was removed" without them.
+    # numpy >= 2 removed ``np.float_`` and friends; RecBole's Config.compatibility_settings reads them, so
+    # ``Config()`` crashes with "np.float_ was removed" without them. RecBole's metrics use ``np.float`` (removed
+    # in numpy 1.24): ``Config()`` sets it and its friends in compatibility_settings, but a config read back from a
+    # checkpoint (recbole_galrec.recommend) never runs that, and evaluating then fails with "module 'numpy' has no
+    # attribute 'float'". Both sets, with the values RecBole gives them.
     for alias, target in (
         ("float_", np.float64),
         ("complex_", np.complex128),
         ("unicode_", np.str_),
         ("bool8", np.bool_),
-    ):
-        if alias not in np.__dict__:
-            setattr(np, alias, target)
-    # RecBole's metrics use ``np.float`` (removed in numpy 1.24); ``Config()`` sets it and its friends in
-    # compatibility_settings, but a config read back from a checkpoint (recbole_galrec.recommend) never runs
-    # that, and evaluating then fails with "module 'numpy' has no attribute 'float'". The same values here.
-    for alias, target in (
         ("bool", np.bool_),
         ("int", np.int_),
         ("float", np.float64),

