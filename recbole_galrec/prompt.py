@@ -79,7 +79,8 @@ class PromptBuilder:
         self.item_text_mask = item_text_mask
 
     def to(self, device) -> "PromptBuilder":
-        """Move the cached tensors to ``device`` (prompts are built where the ids are)."""
+        """Move the cached tensors to ``device``: prompts are built there, from ids on the same device (GALRec
+        moves its builder whenever the model moves)."""
         self.user_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.user_pieces]
         self.item_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.item_pieces]
         if self.item_text_ids is not None:
@@ -111,8 +112,8 @@ class PromptBuilder:
         if self.item_text_ids is None:
             return soft
         b, n = items.shape
-        text = self.item_text_ids.to(items.device)[items]  # [B, L, Lt] (no copy when already there)
-        text_valid = self.item_text_mask.to(items.device)[items].bool() & (items[:, :, None] != 0)  # [B, L, Lt]
+        text = self.item_text_ids[items]  # [B, L, Lt]
+        text_valid = self.item_text_mask[items].bool() & (items[:, :, None] != 0)  # [B, L, Lt]
         kind = torch.cat([soft[0].view(b, n, 1), torch.full_like(text, TOKEN)], dim=2)  # [B, L, 1 + Lt]
         index = torch.cat([soft[1].view(b, n, 1), text], dim=2)
         valid = torch.cat([soft[3].view(b, n, 1), text_valid], dim=2)
@@ -151,7 +152,7 @@ def _assemble(pieces: list, blocks: dict, batch: int) -> Prompt:
         if isinstance(piece, str):
             parts.append(blocks[piece])
         else:
-            ids = piece.to(next(iter(blocks.values()))[1].device).expand(batch, -1)  # [B, n]
+            ids = piece.expand(batch, -1)  # [B, n]
             parts.append(
                 (
                     torch.full_like(ids, TOKEN),

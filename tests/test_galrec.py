@@ -216,6 +216,16 @@ def test_length_groups_change_no_score(ml100k):
     torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-4)
 
 
+def test_the_prompt_builder_follows_the_model_to_its_device(ml100k):
+    """The builder's cached token ids are not a module's: moving the model moves them too."""
+    model = build_model(ml100k, item_text_mode="tokens")
+    assert model.prompts.item_text_ids.device.type == "cpu"
+    model.to("meta")
+    pieces = [p for p in model.prompts.user_pieces if isinstance(p, torch.Tensor)]
+    assert pieces and all(p.device.type == "meta" for p in pieces)
+    assert model.prompts.item_text_ids.device.type == "meta"
+
+
 def test_text_modes_change_the_prompt_length(ml100k):
     batch = first_batch(ml100k[2])[:4]
     lengths = {}

@@ -176,7 +176,7 @@ class GALRec(SequentialRecommender):
             tokenize=lambda text: self.backbone.tokenizer(text, add_special_tokens=False)["input_ids"],
             item_text_ids=text_ids if tokens_mode else None,
             item_text_mask=text_mask if tokens_mode else None,
-        ).to(config["device"])  # prompts are built where the batch is; the model follows to config["device"]
+        )  # its tensors follow the model to its device (_apply)
 
         # soft tokens: external embeddings (frozen) -> mapping layers
         external = inputs.external
@@ -227,6 +227,13 @@ class GALRec(SequentialRecommender):
         # MoCo's key encoder: momentum copies of every trainable parameter above (built last, after init)
         self.key_encoder = MomentumParameters(self, s.queue_momentum)
         logger.info(f"GALRec trainable parameters: {sum(p.numel() for p in self.parameters() if p.requires_grad):,}")
+
+    def _apply(self, fn, *args, **kwargs):
+        """``.to()``, ``.cuda()``, ...: the prompt builder's cached tensors (not a module) follow the model."""
+        module = super()._apply(fn, *args, **kwargs)
+        if "prompts" in self.__dict__ and "item_id_embedding" in self._modules:
+            self.prompts.to(self.item_id_embedding.weight.device)
+        return module
 
     def optimizer_groups(self, learning_rate: float) -> list[dict]:
         """Parameter groups for the optimiser: the external scoring term's maps at ``score_lr_scale`` times the
