@@ -38,6 +38,15 @@ def _time_to_best(validations: list[tuple[float, float, float]], best: float) ->
     return next((seconds for score, seconds, _ in validations if score == best), None)
 
 
+def _peak_gpu_memory(device) -> int | None:
+    """The most GPU memory torch held for tensors during the run (None off a GPU)."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return None
+    return int(torch.cuda.max_memory_allocated(device))
+
+
 def _per_second(count: float, seconds: float) -> float | None:
     return count / seconds if seconds > 0 else None
 
@@ -70,12 +79,14 @@ def run_recbole_galrec(
         "valid_score_bigger", "best_valid_result", "test_result", "best_valid_epoch", "epochs_run",
         "max_epochs", "stopped_early", "train_seconds", "seconds_per_epoch", "valid_seconds", "test_seconds",
         "time_to_best_seconds", "train_samples", "train_samples_per_second", "test_users",
-        "users_scored_per_second", "checkpoint", "per_user_file"}``. ``train_seconds`` is the whole of ``fit``
-        (validation included); ``seconds_per_epoch`` the mean training pass alone;
+        "users_scored_per_second", "checkpoint", "per_user_file", "peak_gpu_memory_bytes"}``.
+        ``train_seconds`` is the whole of ``fit`` (validation included); ``seconds_per_epoch`` the mean training
+        pass alone;
         ``train_samples_per_second`` the training samples (prompts for GALRec) of all training passes over
         their seconds; ``time_to_best_seconds`` from the start of ``fit`` to the end of the validation that
         gave the best score; ``users_scored_per_second`` the test users over ``test_seconds``;
-        ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs.
+        ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs;
+        ``peak_gpu_memory_bytes`` the most GPU memory torch held (None off a GPU).
     """
     from recbole.utils import init_logger, init_seed
 
@@ -151,6 +162,7 @@ def run_recbole_galrec(
         "users_scored_per_second": _per_second(test_users, test_seconds) if test_users else None,
         "checkpoint": trainer.saved_model_file if saved else None,
         "per_user_file": per_user_file if per_user is not None and per_user_file else None,
+        "peak_gpu_memory_bytes": _peak_gpu_memory(config["device"]),
     }
     if result_file:
         folder = os.path.dirname(os.path.abspath(result_file))
