@@ -285,7 +285,8 @@ def test_sasrec_encoder_computes_sasrec_on_any_history(trained):
 
 
 def recbole_checkpoint(trained, name):
-    (path,) = (trained.root / "saved").glob(f"{name}-*.pth")
+    """The external run's best checkpoint (beside it, the one written after its last epoch)."""
+    (path,) = [p for p in (trained.root / "saved").glob(f"{name}-*.pth") if not p.stem.endswith("-last")]
     return str(path)
 
 
