@@ -549,3 +549,17 @@ def test_terminated_benchmark_stops_its_run(workdir):
     assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert not alive, f"worker {[p.pid for p in alive]} still running"
+
+
+def test_the_external_models_note_names_each_galrec_label():
+    """A GALRec variant of the ablation is named by its label in the note on its external models."""
+    from recbole_galrec.benchmark.report import _notes
+
+    used = {"SASRec": "runs/d/checkpoints/SASRec-seed1/a.pth", "LightGCN": "runs/d/checkpoints/LightGCN-seed1/b.pth"}
+    runs = [
+        {"model": label, "recbole_model": "GALRec", "seed": 1, "status": "ok", "external_checkpoints": used}
+        for label in ("GALRec", "GALRec-noLM")
+    ]
+    notes = _notes({"runs": runs})
+    assert any(note.startswith("GALRec seed 1 used this benchmark's") for note in notes)
+    assert any(note.startswith("GALRec-noLM seed 1 used this benchmark's") for note in notes)

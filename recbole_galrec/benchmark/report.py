@@ -207,12 +207,12 @@ def _notes(results: dict) -> list[str]:
             names = " and ".join(f"{name} seed {run['seed']} (`{path}`)" for name, path in used.items())
             rest = [name for name in EXTERNAL_LABELS if name not in used]
             notes.append(
-                f"GALRec seed {run['seed']} used this benchmark's {names} as its external models"
+                f"{run['model']} seed {run['seed']} used this benchmark's {names} as its external models"
                 + (f"; it trained its own {' and '.join(rest)}." if rest else ".")
             )
         else:
             notes.append(
-                f"GALRec seed {run['seed']} trained its own external models inside its run "
+                f"{run['model']} seed {run['seed']} trained its own external models inside its run "
                 "(its profile's `external_epochs`), not this benchmark's SASRec and LightGCN runs."
             )
     concurrent = sorted({run["jobs"] for run in runs if (run.get("jobs") or 1) > 1})
