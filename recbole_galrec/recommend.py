@@ -136,16 +136,14 @@ def _histories(dataset) -> dict[int, list[int]]:
     """Each user's items in time order over the whole dataset (training, validation and test), in the order
     RecBole itself gives them (ties in time as its split has them)."""
     feat = dataset.inter_feat
-    users, items = feat[dataset.uid_field].tolist(), feat[dataset.iid_field].tolist()
-    list_field = dataset.iid_field + dataset.config["LIST_SUFFIX"]
-    # A sequential dataset holds one row per prefix and next item, users' rows in time order: a user's items
-    # are the first row's first item, then every row's next item.
-    firsts = feat[list_field][:, 0].tolist() if list_field in feat else None
+    if dataset.iid_field + dataset.config["LIST_SUFFIX"] in feat:
+        # a sequential dataset holds one row per prefix and next item: read as the training split is read
+        from recbole_galrec.data.dataset import training_histories
+
+        return training_histories(dataset)
     histories: dict[int, list[int]] = {}
-    for row, (user, item) in enumerate(zip(users, items, strict=True)):
-        if user not in histories:
-            histories[user] = [firsts[row]] if firsts is not None else []
-        histories[user].append(item)
+    for user, item in zip(feat[dataset.uid_field].tolist(), feat[dataset.iid_field].tolist(), strict=True):
+        histories.setdefault(user, []).append(item)
     return histories
 
 
