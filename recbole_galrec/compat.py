@@ -69,6 +69,17 @@ def _torch_full_checkpoint_load() -> None:
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 
+def _autograd_anomaly_mode_off() -> None:
+    # RecBole 1.2.1's SINE module calls ``torch.autograd.set_detect_anomaly(True)`` at import, and importing any
+    # of RecBole's sequential models (SASRec too) imports it: anomaly mode then records a Python stack trace for
+    # every autograd operation and checks every backward output, for every model of the process. It changes
+    # no number; it only makes training slow (it also starved a GPU). Import the package now and switch it off.
+    import torch
+    import recbole.model.sequential_recommender  # noqa: F401  (the import that switches anomaly mode on)
+
+    torch.autograd.set_detect_anomaly(False)
+
+
 def apply() -> None:
     """Apply every fix once; calling it again does nothing."""
     global _APPLIED
@@ -77,4 +88,5 @@ def apply() -> None:
     _numpy_aliases()
     _scipy_dok_update()
     _torch_full_checkpoint_load()
+    _autograd_anomaly_mode_off()
     _APPLIED = True

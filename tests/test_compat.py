@@ -3,6 +3,7 @@
 import configparser
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,19 @@ def test_no_ray_script_arguments(args):
         assert result.returncode == 0 and "--find-links" in result.stdout
     else:
         assert result.returncode == 2 and "error:" in result.stderr
+
+
+def test_runs_train_without_autograd_anomaly_mode(workdir):
+    # RecBole's SINE module switches anomaly mode on when it is imported, and every import of RecBole's
+    # sequential models imports it: without the fix the run below would train with anomaly mode on (slow).
+    code = (
+        "import sys, torch\n"
+        "from recbole_galrec.config import build_config\n"
+        "from recbole_galrec.utils import get_model\n"
+        "build_config('SASRec', 'ml-100k', config_dict={'show_progress': False})\n"
+        "get_model('SASRec')\n"
+        "print(torch.is_anomaly_enabled())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
