@@ -73,9 +73,9 @@ def _autograd_anomaly_mode_off() -> None:
     # RecBole 1.2.1's SINE module calls ``torch.autograd.set_detect_anomaly(True)`` at import, and importing any
     # of RecBole's sequential models (SASRec too) imports it: anomaly mode then records a Python stack trace for
     # every autograd operation and checks every backward output, for every model of the process. It changes
-    # no number; it only makes training slow (it also starved a GPU). Import the package now and switch it off.
-    import torch
+    # no number; it only makes training slow. Import the package now and switch it off.
     import recbole.model.sequential_recommender  # noqa: F401  (the import that switches anomaly mode on)
+    import torch
 
     torch.autograd.set_detect_anomaly(False)
 
