@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from recbole_galrec import compat, recbole_keys
-from recbole_galrec.errors import ConfigError
+from recbole_galrec.errors import ConfigError, GALRecError
 from recbole_galrec.utils import get_model
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
@@ -78,8 +78,7 @@ def read_config_file(path: str) -> dict:
         return {}
     if not isinstance(content, dict):
         raise ConfigError(
-            f"Config file '{path}' must hold a mapping of 'key: value' lines, "
-            f"but it holds a {type(content).__name__}."
+            f"Config file '{path}' must hold a mapping of 'key: value' lines, but it holds a {type(content).__name__}."
         )
     return content
 
@@ -96,26 +95,34 @@ def _argv_hidden_from_recbole():
         sys.argv = saved
 
 
-# RecBole's keys of multi-process (DistributedDataParallel) training, which run_recbole sets for nproc > 1.
-_DISTRIBUTED_KEYS = ("nproc", "world_size", "local_rank", "offset", "ip", "port")
+# RecBole's keys of one process of a multi-process run: set by the launcher (recbole_galrec.distributed), not by hand.
+_PROCESS_KEYS = ("world_size", "local_rank", "offset", "ip", "port")
 
 
 def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None) -> dict:
-    """Check what the user gave before anything runs: each config file is a readable YAML mapping, and no
-    multi-process key is set. Runs are one process on one device: RecBole's multi-process keys are refused
-    rather than ignored (with ``local_rank``, RecBole's Config would also open an NCCL process group).
-    Returns the given keys, later files and then ``config_dict`` winning."""
+    """Check what the user gave before anything runs: each config file is a readable YAML mapping, ``nproc``
+    (processes of the run, :mod:`recbole_galrec.distributed`) is a whole number >= 1, and none of the keys the
+    launcher sets for each process is given. Returns the given keys, later files and then ``config_dict``
+    winning."""
     given = {}
     for path in config_files:
         given.update(read_config_file(path))
     given.update(config_dict or {})
-    keys = [key for key in _DISTRIBUTED_KEYS if key in given]
-    if keys and not (keys == ["nproc"] and given["nproc"] == 1):
+    keys = [key for key in _PROCESS_KEYS if key in given]
+    if keys:
         raise ConfigError(
-            f"multi-process training ({', '.join(f'{k}={given[k]!r}' for k in keys)}) is not supported: "
-            "a run is one process on the device named by use_gpu and gpu_id. Remove these keys."
+            f"{', '.join(f'{k}={given[k]!r}' for k in keys)}: these keys are set for each process of a multi-process "
+            "run by the launcher. Remove them; start several processes with nproc: N (--nproc=N) or with torchrun."
         )
+    nproc = given.get("nproc", 1)
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(f"nproc={nproc!r}: the number of processes of the run must be a whole number >= 1.")
     return given
+
+
+def requested_processes(config_files: Iterable[str], config_dict: Mapping | None) -> int:
+    """The ``nproc`` the user asked for (1 when not given), checked."""
+    return check_user_settings(config_files, config_dict).get("nproc", 1)
 
 
 def build_config(
@@ -123,6 +130,7 @@ def build_config(
     dataset: str,
     config_file_list: Iterable[str] | None = None,
     config_dict: Mapping | None = None,
+    process: Mapping | None = None,
 ):
     """Return the RecBole ``Config`` of one run.
 
@@ -132,6 +140,8 @@ def build_config(
             (``ml-100k`` from the copy inside the recbole package).
         config_file_list: the user's YAML files, later files winning.
         config_dict: overrides that win over every file (the command line's ``--key=value``).
+        process: this process's keys in a multi-process run (:func:`recbole_galrec.distributed.process_keys`);
+            the config then joins the run's process group.
     """
     compat.apply()
     from recbole.config import Config
@@ -146,8 +156,10 @@ def build_config(
                 model=model_class,
                 dataset=dataset,
                 config_file_list=files,
-                config_dict=dict(config_dict or {}),
+                config_dict={**(config_dict or {}), **(process or {})},
             )
+    except GALRecError:
+        raise
     except (ValueError, TypeError, NotImplementedError, AttributeError, KeyError, RuntimeError) as err:
         # Config itself reads metrics, topk and valid_metric, and a bad one can fail there with a message that
         # does not name it: name the key when one of them is the cause.

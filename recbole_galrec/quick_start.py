@@ -6,11 +6,14 @@ FLOPs by deep-copying the model, which is costly with a language model inside.
 """
 
 import json
+import logging
 import os
 import time
 from logging import getLogger
 
-from recbole_galrec.config import build_config
+from recbole_galrec import distributed
+from recbole_galrec.config import build_config, requested_processes
+from recbole_galrec.errors import ConfigError
 from recbole_galrec.per_user import PerUserRecorder, write_per_user
 from recbole_galrec.preparation import prepare
 from recbole_galrec.run import construct_model, construct_trainer, load_data
@@ -79,20 +82,56 @@ def run_recbole_galrec(
         "valid_score_bigger", "best_valid_result", "test_result", "best_valid_epoch", "epochs_run",
         "max_epochs", "stopped_early", "train_seconds", "seconds_per_epoch", "valid_seconds", "test_seconds",
         "time_to_best_seconds", "train_samples", "train_samples_per_second", "test_users",
-        "users_scored_per_second", "checkpoint", "per_user_file", "peak_gpu_memory_bytes"}``.
+        "users_scored_per_second", "checkpoint", "per_user_file", "peak_gpu_memory_bytes", "processes"}``.
         ``train_seconds`` is the whole of ``fit`` (validation included); ``seconds_per_epoch`` the mean training
         pass alone;
         ``train_samples_per_second`` the training samples (prompts for GALRec) of all training passes over
         their seconds; ``time_to_best_seconds`` from the start of ``fit`` to the end of the validation that
         gave the best score; ``users_scored_per_second`` the test users over ``test_seconds``;
         ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs;
-        ``peak_gpu_memory_bytes`` the most GPU memory torch held (None off a GPU).
+        ``peak_gpu_memory_bytes`` the most GPU memory torch held (None off a GPU; the first process's in a
+        multi-process run); ``processes`` how many processes trained (``nproc: N`` or torchrun,
+        :mod:`recbole_galrec.distributed`: only the first one writes the result, log and checkpoint files).
     """
-    from recbole.utils import init_logger, init_seed
+    nproc = requested_processes(config_file_list or [], config_dict)
+    if not distributed.launched():
+        if nproc == 1:
+            return _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume)
+        build_config(model, dataset, config_file_list, config_dict)  # every key checked before the processes start
+        args = (model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume)
+        return distributed.spawn(nproc, run_recbole_galrec, *args)
+    process = distributed.process_keys()
+    if nproc not in (1, process["nproc"]):
+        raise ConfigError(
+            f"nproc={nproc}, but {process['nproc']} processes per machine were started (torchrun's --nproc_per_node). "
+            "Give the same number or leave nproc out."
+        )
+    try:
+        return _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume, process)
+    finally:
+        distributed.close()
 
-    config = build_config(model, dataset, config_file_list, config_dict)
+
+def _init_logging(config) -> None:
+    """RecBole's logger (console and log file) in the first process; errors only, to the console, in the others."""
+    from recbole.utils import init_logger
+
+    if distributed.rank() == 0:
+        init_logger(config)
+    else:
+        root = logging.getLogger()
+        root.setLevel(logging.ERROR)
+        root.addHandler(logging.StreamHandler())
+
+
+def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume, process=None):
+    """One process's run (the only one, or one of several: then only the first process writes files)."""
+    from recbole.utils import init_seed
+
+    config = build_config(model, dataset, config_file_list, config_dict, process)
+    writes = distributed.rank() == 0
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    _init_logging(config)
     logger = getLogger()
     logger.info(config)
     logger.info(
@@ -103,7 +142,8 @@ def run_recbole_galrec(
     dataset, train_data, valid_data, test_data = load_data(config)
     logger.info(dataset)
     statistics = dataset_statistics(dataset)
-    prepare(config, train_data)
+    with distributed.main_process_first():  # the first process trains or reads the external models, the others read
+        prepare(config, train_data)
     model = construct_model(config, train_data)
     logger.info(model)
     parameters = count_parameters(model)
@@ -127,7 +167,7 @@ def run_recbole_galrec(
     per_user = recorder.frame(test_data._dataset)
     if per_user is None:
         logger.warning("no per-user test metrics: this evaluation gave no top-k data to take them from")
-    elif per_user_file:
+    elif per_user_file and writes:
         os.makedirs(os.path.dirname(os.path.abspath(per_user_file)), exist_ok=True)
         write_per_user(per_user, per_user_file)
         logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
@@ -162,9 +202,10 @@ def run_recbole_galrec(
         "users_scored_per_second": _per_second(test_users, test_seconds) if test_users else None,
         "checkpoint": trainer.saved_model_file if saved else None,
         "per_user_file": per_user_file if per_user is not None and per_user_file else None,
+        "processes": distributed.world_size(),
         "peak_gpu_memory_bytes": _peak_gpu_memory(config["device"]),
     }
-    if result_file:
+    if result_file and writes:
         folder = os.path.dirname(os.path.abspath(result_file))
         os.makedirs(folder, exist_ok=True)
         with open(result_file, "w", encoding="utf-8") as f:

@@ -3,6 +3,7 @@
 (:mod:`recbole_galrec.external`)."""
 
 from recbole_galrec.data import create_dataset
+from recbole_galrec.distributed import rank
 from recbole_galrec.trainer import run_trainer
 from recbole_galrec.utils import get_model, get_trainer
 
@@ -20,11 +21,16 @@ def load_data(config):
 
 def construct_model(config, train_data):
     """Reseed, then build the model of ``config`` on the training split and move it to the run's device. What
-    the model needs besides its config and data (:mod:`recbole_galrec.preparation`) must be attached before."""
+    the model needs besides its config and data (:mod:`recbole_galrec.preparation`) must be attached before.
+    Every process of a multi-process run builds the same model, then reseeds with ``seed + rank`` for random
+    streams of its own (dropout)."""
     from recbole.utils import init_seed
 
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    if rank():
+        init_seed(config["seed"] + rank(), config["reproducibility"])
+    return model
 
 
 def construct_trainer(config, model):

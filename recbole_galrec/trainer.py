@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from torch.utils.data.distributed import DistributedSampler
 
+from recbole_galrec import distributed
 from recbole_galrec.checkpoints import last_file, random_states, restore_random_states, save_atomic
 from recbole_galrec.checkpoints import load as load_checkpoint
 from recbole_galrec.errors import ConfigError, TrainingError
@@ -26,7 +28,9 @@ class _RunTrainer:
     - writes checkpoints atomically, with the random states and the best result (:mod:`recbole_galrec.checkpoints`),
       and besides the best one a ``-last`` checkpoint after every epoch, from which :meth:`resume_checkpoint`
       continues an interrupted run exactly as if it had not stopped;
-    - stops at a NaN or infinite loss with a message naming the loss part, the epoch and the step.
+    - stops at a NaN or infinite loss with a message naming the loss part, the epoch and the step;
+    - in a multi-process run (:mod:`recbole_galrec.distributed`): one checkpoint name for all processes, the
+      first process's evaluation result as the run's, and all processes done with training before the test.
     """
 
     _resumed_generator = None
@@ -39,6 +43,8 @@ class _RunTrainer:
         self._fit_start = time.perf_counter()
         self._train_generator = getattr(train_data, "generator", None)
         self._saving = saved
+        if not self.config["single_spec"]:  # one run of several processes: the first one writes the checkpoints
+            self.saved_model_file = distributed.broadcast_object(self.saved_model_file)
         if self._resumed_generator is not None and self._train_generator is not None:
             self._train_generator.set_state(self._resumed_generator)
         if self._finished:  # the resumed run had ended its training: nothing is left to train
@@ -46,6 +52,8 @@ class _RunTrainer:
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         if saved:
             self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+        if not self.config["single_spec"]:
+            distributed.barrier()  # the first process's checkpoints are written before any process loads the best
         return result
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
@@ -64,7 +72,7 @@ class _RunTrainer:
         # The samples the epoch trained on: a trainer that draws them says how many (GALRecTrainer); otherwise
         # every row of the training split.
         drawn = getattr(super(), "samples_of_epoch", None)
-        self.train_samples += drawn(train_data) if drawn else len(train_data._dataset)
+        self.train_samples += drawn(train_data) if drawn else samples_per_epoch(train_data)
         return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
@@ -73,6 +81,12 @@ class _RunTrainer:
         end = time.perf_counter()
         self.validations.append((float(score), end - self._fit_start, end - start))
         return score, result
+
+    def _map_reduce(self, result, num_sample):
+        """RecBole averages the processes' metrics here; every process has evaluated every user (evaluation is
+        not sharded, :mod:`recbole_galrec.compat`), so the run's result is the first process's, given to all so
+        that early stopping decides alike everywhere."""
+        return distributed.broadcast_object(result)
 
     # ------------------------------------------------------------------ numerics
     def _finite(self, loss_func):
@@ -100,7 +114,7 @@ class _RunTrainer:
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int) -> dict:
         return {
-            "config": self.config,
+            "config": self.config if self.config["single_spec"] else distributed.one_process_config(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": self.best_valid_score,
@@ -155,6 +169,14 @@ class _RunTrainer:
         self._resumed_generator = checkpoint["train_generator"]
         restore_random_states(checkpoint["random_states"])
         self.logger.info(f"resumed from {resume_file}: training continues at epoch {self.start_epoch}")
+
+
+def samples_per_epoch(loader) -> int:
+    """The training samples one epoch of ``loader`` covers, over all processes of the run."""
+    shards = loader.sampler
+    if isinstance(shards, DistributedSampler):
+        return len(shards) * shards.num_replicas
+    return len(loader._dataset)
 
 
 @cache
@@ -215,7 +237,7 @@ class GALRecTrainer(Trainer):
 
     def samples_of_epoch(self, train_data) -> int:
         """The samples the last epoch trained on."""
-        return self._drawn if self.one_per_user else len(train_data._dataset)
+        return self._drawn if self.one_per_user else samples_per_epoch(train_data)
 
     def _one_sample_per_user(self, train_data, epoch_idx):
         """A dataloader over one random training sample per user for this epoch."""
@@ -226,5 +248,6 @@ class GALRecTrainer(Trainer):
         _, first = np.unique(users[order], return_index=True)  # first occurrence in a random order
         chosen = np.sort(order[first])
         subset = dataset.copy(dataset.inter_feat[chosen])
-        self._drawn = len(chosen)
-        return type(train_data)(self.config, subset, train_data.sampler, shuffle=True)
+        loader = type(train_data)(self.config, subset, train_data._sampler, shuffle=True)
+        self._drawn = samples_per_epoch(loader)
+        return loader

@@ -236,7 +236,7 @@ def test_unknown_label_exits_with_message(workdir):
 def test_multi_process_key_exits_before_any_run(workdir):
     proc = run_benchmark_cli("--models=Pop", "--nproc=2", "--output=out", cwd=workdir)
     assert proc.returncode == 2
-    assert "error: multi-process training (nproc=2) is not supported" in proc.stderr
+    assert "error: nproc=2: the benchmark runs each run as one process" in proc.stderr
     assert "Traceback" not in proc.stderr and not (workdir / "out").exists()
 
 

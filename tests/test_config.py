@@ -104,14 +104,22 @@ def test_recbole_rejection_becomes_config_error(workdir):
         build_config("SASRec", "ml-100k", config_dict={"repeatable": False})
 
 
-@pytest.mark.parametrize("overrides", [{"nproc": 2}, {"world_size": 2}, {"local_rank": 0, "nproc": 1}])
-def test_multi_process_keys_are_refused(workdir, overrides):
-    with pytest.raises(ConfigError, match="multi-process training .* is not supported.*Remove these keys"):
+@pytest.mark.parametrize("overrides", [{"world_size": 2}, {"local_rank": 0, "nproc": 1}, {"port": 29500}])
+def test_per_process_keys_are_refused(workdir, overrides):
+    with pytest.raises(ConfigError, match="set for each process of a multi-process run by the launcher.*Remove them"):
         build_config("Pop", "ml-100k", config_dict=overrides)
     path = write_yaml(workdir / "ddp.yaml", overrides)
-    with pytest.raises(ConfigError, match="multi-process training"):
+    with pytest.raises(ConfigError, match="by the launcher"):
         build_config("Pop", "ml-100k", config_file_list=[path])
 
 
-def test_single_process_nproc_is_accepted(workdir):
+@pytest.mark.parametrize("nproc", [0, -2, 1.5, "two", True])
+def test_bad_nproc_is_refused(workdir, nproc):
+    with pytest.raises(ConfigError, match="the number of processes of the run must be a whole number >= 1"):
+        build_config("Pop", "ml-100k", config_dict={"nproc": nproc})
+
+
+def test_nproc_is_accepted(workdir):
     assert build_config("Pop", "ml-100k", config_dict={"nproc": 1})["nproc"] == 1
+    config = build_config("Pop", "ml-100k", config_dict={"nproc": 2})  # the launcher starts the processes, not this
+    assert config["nproc"] == 2 and config["single_spec"]

@@ -245,7 +245,11 @@ def run_benchmark(
         raise ConfigError(f"--jobs must be at least 1, not {jobs}.")
     planning.check_overrides(overrides)
     profile_file(profile)  # an unknown profile fails before any run
-    check_user_settings(config_files, overrides)
+    if check_user_settings(config_files, overrides).get("nproc", 1) > 1:
+        raise ConfigError(
+            f"nproc={overrides.get('nproc', 'in a config file')}: the benchmark runs each run as one process (its "
+            "timings compare models on equal terms); a multi-process run is run_recbole_galrec.py --nproc=N."
+        )
     bench = Benchmark(dataset, labels, seeds, out, config_files, overrides, profile, jobs)
     bench.folder.mkdir(parents=True, exist_ok=True)
     data_folder = dataset_folder(dataset, config_files, overrides)
