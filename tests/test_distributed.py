@@ -144,3 +144,21 @@ def test_a_bad_setting_stops_the_run_before_its_processes_start(tmp_path):
     proc = _launch("nproc", ["--model=GALRec", "--dataset=ml-100k", "--use_gpu=False", "--lambda1=-1"], tmp_path)
     assert proc.returncode == 2 and "error:" in proc.stderr and "lambda1" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "log").exists()  # no process had started
+
+
+@pytest.mark.slow
+def test_pop_counts_the_items_of_every_process(tmp_path):
+    # Pop's popularity is counted during training: each process counts its own shard, then all of them together
+    args = ["--model=Pop", "--dataset=ml-100k", "--use_gpu=False", "--epochs=1", "--show_progress=False"]
+    results = []
+    for launcher, folder in (("nproc", tmp_path / "two"), (None, tmp_path / "one")):
+        folder.mkdir()
+        if launcher:
+            proc = _launch(launcher, [*args, "--result_file=result.json"], folder)
+        else:
+            command = [sys.executable, str(REPO_ROOT / "run_recbole_galrec.py"), *args, "--result_file=result.json"]
+            proc = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results.append(json.loads((folder / "result.json").read_text()))
+    assert results[0]["processes"] == 2 and results[1]["processes"] == 1
+    assert results[0]["test_result"] == results[1]["test_result"]
