@@ -2,6 +2,8 @@
 (:mod:`recbole_galrec.quick_start`) and the run of each external model GALRec is fed with
 (:mod:`recbole_galrec.external`)."""
 
+import os
+
 from recbole_galrec.data import create_dataset
 from recbole_galrec.distributed import rank
 from recbole_galrec.trainer import run_trainer
@@ -36,4 +38,6 @@ def construct_model(config, train_data):
 def construct_trainer(config, model):
     """The model's trainer (this package's ``<Model>Trainer`` or RecBole's choice) with what every run's trainer
     gets (:func:`recbole_galrec.trainer.run_trainer`: recording, resumable checkpoints, a NaN guard)."""
+    # RecBole's trainer creates the folder only if it does not exist: processes of one run starting together race
+    os.makedirs(config["checkpoint_dir"], exist_ok=True)
     return run_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
