@@ -257,3 +257,11 @@ def test_a_text_field_not_in_the_item_file_is_a_clear_error(workdir, tiny_bert):
 
     with pytest.raises(ConfigError, match=r"\['subtitle'\].*nofield\.item.*item_text_mode: none"):
         built_splits("nofield", workdir, tiny_bert, item_text_fields=["subtitle"])
+
+
+# ------------------------------------------------------------------ cut-offs above the item count
+def test_a_cut_off_above_the_item_count_is_a_clear_error(workdir, tiny_bert):
+    users = sequences()
+    write_dataset(workdir, "small", users, {i: [title(i)] for i in all_items(users)})
+    with pytest.raises(DataError, match=r"has 20 items, fewer than the largest cut-off 30"):
+        run("small", workdir, tiny_bert, topk=[10, 30])
