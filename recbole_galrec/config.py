@@ -115,7 +115,7 @@ def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None
             "run by the launcher. Remove them; start several processes with nproc: N (--nproc=N) or with torchrun."
         )
     nproc = given.get("nproc", 1)
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+    if not recbole_keys.RULES["nproc"].accepts(nproc):  # checked before the config: it decides the processes
         raise ConfigError(f"nproc={nproc!r}: the number of processes of the run must be a whole number >= 1.")
     return given
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from recbole_galrec.errors import ConfigError
+from recbole_galrec.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ RULES: dict[str, Rule] = {
     "reproducibility": Rule("bool"),
     "show_progress": Rule("bool"),
     "worker": Rule("int", low=0),
+    "nproc": Rule("int", low=1, note="processes of the run"),
 }
 
 # The keys RecBole's Config reads while it is built; a bad one can make it fail with a message that does not
@@ -120,6 +121,17 @@ def check(values: Mapping) -> None:
         if key in values and not rule.accepts(values[key]):
             raise ConfigError(f"{key} must be {rule.describe()}, got {values[key]!r}.")
     _check_metrics(values)
+
+
+def check_cut_offs(values: Mapping, n_items: int) -> None:
+    """``topk`` against the dataset's item count (known once the data is read): a cut-off above it would fail
+    deep in RecBole's evaluator."""
+    topk = _as_list(values["topk"])
+    if topk and max(topk) > n_items:
+        raise DataError(
+            f"topk {topk}: dataset '{values['dataset']}' has {n_items} items, fewer than the largest cut-off "
+            f"{max(topk)}. Give cut-offs of at most {n_items} (e.g. --topk=[5,10]) and a valid_metric among them."
+        )
 
 
 def _as_list(value) -> list:

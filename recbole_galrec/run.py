@@ -4,9 +4,9 @@
 
 import os
 
+from recbole_galrec import recbole_keys
 from recbole_galrec.data import create_dataset
 from recbole_galrec.distributed import rank
-from recbole_galrec.errors import DataError
 from recbole_galrec.trainer import run_trainer
 from recbole_galrec.utils import get_model, get_trainer
 
@@ -18,20 +18,9 @@ def load_data(config):
 
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    _check_cut_offs(config, dataset)
+    recbole_keys.check_cut_offs(config, dataset.item_num - 1)  # RecBole's padding id 0 is not an item
     train_data, valid_data, test_data = data_preparation(config, dataset)
     return dataset, train_data, valid_data, test_data
-
-
-def _check_cut_offs(config, dataset) -> None:
-    """A top-k cut-off above the number of items would fail deep in RecBole's evaluator: stop here instead."""
-    topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
-    items = dataset.item_num - 1  # RecBole's padding id 0 is not an item
-    if topk and max(topk) > items:
-        raise DataError(
-            f"topk {topk}: dataset '{config['dataset']}' has {items} items, fewer than the largest cut-off "
-            f"{max(topk)}. Give cut-offs of at most {items} (e.g. --topk=[5,10]) and a valid_metric among them."
-        )
 
 
 def construct_model(config, train_data):

@@ -30,6 +30,7 @@ BAD_VALUES = {
     "reproducibility": ["maybe"],
     "show_progress": ["0"],
     "worker": ["abc", "-1"],
+    "nproc": ["two", "0"],
 }
 
 GOOD_VALUES = {
@@ -49,6 +50,7 @@ GOOD_VALUES = {
     "reproducibility": [True, False],
     "show_progress": [True, False],
     "worker": [0, 2],
+    "nproc": [1, 2],
 }
 
 # Keys whose values must agree, given together.

@@ -23,7 +23,7 @@ class Pop(RecBolePop):
         items = interaction[self.ITEM_ID]  # [B], repeats allowed
         positive = interaction[self.LABEL].long() if self.LABEL in interaction else torch.ones_like(items)
         counts = torch.zeros_like(self.item_cnt).index_add_(0, items, positive[:, None])  # [n_items, 1]
-        if dist.is_available() and dist.is_initialized() and not self.single_process:
+        if not self.single_process:
             dist.all_reduce(counts)  # each process sees its shard of the batches: count them all
         self.item_cnt += counts
         self.max_cnt = torch.max(self.item_cnt, dim=0)[0]
