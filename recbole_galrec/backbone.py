@@ -274,6 +274,13 @@ def _resolve_path(llm_path: str | None) -> tuple[str, bool]:
     return llm_path, True
 
 
+def check_source(settings) -> None:
+    """Raise ConfigError now when the backbone of ``settings`` (a ``BackboneSettings``) cannot load: a missing
+    folder, the default backbone not installed, or a hub id not cached while offline. Called before the
+    external models train, so a misspelt ``llm_path`` does not cost their training first."""
+    _resolve_path(settings.path)
+
+
 def _load_pretrained(path: str, family: str, config, dtype: torch.dtype, local_only: bool = True) -> nn.Module:
     """The HF model without heads; an encoder-decoder model loads (or keeps) its encoder only."""
     import transformers

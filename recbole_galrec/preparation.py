@@ -14,7 +14,7 @@ from logging import getLogger
 
 import torch
 
-from recbole_galrec.backbone import load_backbone
+from recbole_galrec.backbone import check_source, load_backbone
 from recbole_galrec.external import load_external_embeddings
 from recbole_galrec.model.galrec import GALRecInputs
 from recbole_galrec.prompt import task_tokens, tokenize_item_texts
@@ -37,6 +37,7 @@ def galrec_inputs(config, dataset, external: list | None = None, item_text_vecto
     ``item_text_vectors``: ``[n_items, H]`` when already at hand (a checkpoint's); ``None``: encoded here.
     """
     settings = config.settings
+    check_source(settings.backbone)
     if external is None:
         external = load_external_embeddings(config, settings.external, dataset)
     logger.info(

@@ -265,3 +265,19 @@ def test_a_cut_off_above_the_item_count_is_a_clear_error(workdir, tiny_bert):
     write_dataset(workdir, "small", users, {i: [title(i)] for i in all_items(users)})
     with pytest.raises(DataError, match=r"has 20 items, fewer than the largest cut-off 30"):
         run("small", workdir, tiny_bert, topk=[10, 30])
+
+
+# ------------------------------------------------------------------ a backbone folder that is not there
+def test_a_missing_backbone_folder_stops_before_the_external_models_train(workdir, tiny_bert, monkeypatch):
+    """A misspelt llm_path is found before the external models' training (minutes on a real dataset)."""
+    import recbole_galrec.preparation as preparation
+
+    def trained(*args, **kwargs):
+        raise AssertionError("the external models were trained before llm_path was checked")
+
+    monkeypatch.setattr(preparation, "load_external_embeddings", trained)
+    users = sequences()
+    write_dataset(workdir, "small", users, {i: [title(i)] for i in all_items(users)})
+    missing = str(workdir / "no-such-model")
+    with pytest.raises(ConfigError, match=r"llm_path '.*no-such-model' is not a folder"):
+        run("small", workdir, missing, external_models=["SASRec"], score_start="random")
