@@ -49,38 +49,59 @@ def _item_objects(
             yield item, record
 
 
+def _read_source(
+    review_file: InputFile,
+    user_key: str,
+    item_key: str,
+    timestamp: Callable[[dict[str, Any], int], float],
+    text_file: InputFile,
+    text_fields: Callable[[dict[str, Any]], dict[str, str]],
+    allow_literal: bool,
+    read_what: str,
+) -> SourceData:
+    """The reviews of ``review_file`` and the text fields of each reviewed item's first object in ``text_file``
+    (its id under ``item_key`` too); ``read_what`` names what was read in the log (``%d`` the item count)."""
+    records = _read_reviews(review_file, user_key, item_key, timestamp, allow_literal=allow_literal)
+    wanted = {record.item for record in records}
+    item_text: ItemText = {
+        item: text_fields(obj) for item, obj in _item_objects(text_file, item_key, wanted, allow_literal=allow_literal)
+    }
+    logger.info("read %s from %s", read_what % len(item_text), text_file.path)
+    return SourceData(records, item_text, str(review_file.path))
+
+
+def _amazon_text(product: dict[str, Any]) -> dict[str, str]:
+    fields = {}
+    if "title" in product:
+        fields["title"] = clean_text(product["title"])
+    categories = product.get("categories", product.get("category"))  # 2018 files say "category"
+    if categories is not None:
+        if not isinstance(categories, list | tuple):
+            categories = [categories]
+        fields["categories"] = clean_categories(categories)
+    if "brand" in product:
+        fields["brand"] = clean_text(product["brand"])
+    return fields
+
+
 def read_amazon(reviews: Path, meta: Path) -> SourceData:
     """Amazon 2014: a review file and a metadata file, gzipped or plain."""
     review_file = InputFile(
         Path(reviews), "--reviews", "an Amazon 2014 review file (reviews_*.json.gz, one JSON object a line)"
     )
-    records = _read_reviews(
+    meta_file = InputFile(
+        Path(meta), "--meta", "an Amazon 2014 metadata file (meta_*.json.gz, one Python dict literal a line)"
+    )
+    return _read_source(
         review_file,
         "reviewerID",
         "asin",
         lambda review, lineno: review_file.number(review.get("unixReviewTime"), "unixReviewTime", lineno),
+        meta_file,
+        _amazon_text,
         allow_literal=True,
+        read_what="metadata of %d reviewed items",
     )
-
-    meta_file = InputFile(
-        Path(meta), "--meta", "an Amazon 2014 metadata file (meta_*.json.gz, one Python dict literal a line)"
-    )
-    wanted = {record.item for record in records}
-    item_text: ItemText = {}
-    for item, product in _item_objects(meta_file, "asin", wanted, allow_literal=True):
-        fields = {}
-        if "title" in product:
-            fields["title"] = clean_text(product["title"])
-        categories = product.get("categories", product.get("category"))  # 2018 files say "category"
-        if categories is not None:
-            if not isinstance(categories, list | tuple):
-                categories = [categories]
-            fields["categories"] = clean_categories(categories)
-        if "brand" in product:
-            fields["brand"] = clean_text(product["brand"])
-        item_text[item] = fields
-    logger.info("read metadata of %d reviewed items from %s", len(item_text), meta_file.path)
-    return SourceData(records, item_text, str(review_file.path))
 
 
 def _yelp_timestamp(file: InputFile, value: object, lineno: int) -> float:
@@ -97,34 +118,31 @@ def _yelp_timestamp(file: InputFile, value: object, lineno: int) -> float:
     raise file.error(f"field 'date' is not of the form YYYY-MM-DD HH:MM:SS ({snippet(text)})", lineno)
 
 
+def _yelp_text(place: dict[str, Any]) -> dict[str, str]:
+    categories = place.get("categories")
+    if isinstance(categories, str):
+        categories = categories.split(",")
+    return {"title": clean_text(place.get("name")), "categories": clean_categories(categories or [])}
+
+
 def read_yelp(business: Path, reviews: Path) -> SourceData:
     """Yelp Open Dataset: the review and business JSON-lines files."""
     review_file = InputFile(
         Path(reviews), "--reviews", "Yelp's yelp_academic_dataset_review.json (one JSON object a line)"
     )
-    records = _read_reviews(
+    business_file = InputFile(
+        Path(business), "--business", "Yelp's yelp_academic_dataset_business.json (one JSON object a line)"
+    )
+    return _read_source(
         review_file,
         "user_id",
         "business_id",
         lambda review, lineno: _yelp_timestamp(review_file, review.get("date"), lineno),
+        business_file,
+        _yelp_text,
         allow_literal=False,
+        read_what="%d reviewed businesses",
     )
-
-    business_file = InputFile(
-        Path(business), "--business", "Yelp's yelp_academic_dataset_business.json (one JSON object a line)"
-    )
-    wanted = {record.item for record in records}
-    item_text: ItemText = {}
-    for item, place in _item_objects(business_file, "business_id", wanted, allow_literal=False):
-        categories = place.get("categories")
-        if isinstance(categories, str):
-            categories = categories.split(",")
-        item_text[item] = {
-            "title": clean_text(place.get("name")),
-            "categories": clean_categories(categories or []),
-        }
-    logger.info("read %d reviewed businesses from %s", len(item_text), business_file.path)
-    return SourceData(records, item_text, str(review_file.path))
 
 
 def _find_inter_file(folder: Path) -> Path:
