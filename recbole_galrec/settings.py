@@ -113,6 +113,7 @@ class GALRecSettings:
     item_text_fields: list[str]
     item_text_mode: str
     item_text_len: int
+    item_id_embedding: bool
     external_models: list[str]
     external_checkpoints: dict[str, str]
     external_epochs: int
@@ -188,6 +189,12 @@ class GALRecSettings:
             raise ConfigError(f"contrast_tau must be > 0, got {self.contrast_tau}.")
         if not 0.0 <= self.queue_momentum < 1.0:
             raise ConfigError(f"queue_momentum must be in [0, 1) (0: no momentum copy), got {self.queue_momentum}.")
+        if not self.item_id_embedding and not self.external_models and self.item_text_mode != "embedding":
+            raise ConfigError(
+                "item_id_embedding: False leaves an item's soft token only the map of its frozen features, and "
+                "this config gives it none (external_models is empty and item_text_mode is not embedding): set "
+                "item_id_embedding: True, name external_models, or set item_text_mode: embedding."
+            )
         if self.item_text_mode == "tokens" and self.item_text_len < 1:
             raise ConfigError("item_text_len must be >= 1 when item_text_mode is 'tokens'.")
         for template, key, needed in (

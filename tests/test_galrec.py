@@ -321,6 +321,26 @@ def test_item_scores_equal_dot_products_with_item_soft_tokens(ml100k):
     assert torch.allclose(model.item_scores(query), expected, atol=1e-4)
 
 
+def test_without_item_id_embeddings_item_tokens_are_the_map_of_their_features(ml100k):
+    with_ids = build_model(ml100k, item_text_mode="embedding")
+    model = build_model(ml100k, item_text_mode="embedding", item_id_embedding=False)
+    assert model.item_id_embedding is None
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert count(with_ids) - count(model) == model.n_items * 32
+    items = torch.arange(model.n_items)
+    assert torch.allclose(model.item_vectors(items), model.item_map(model.item_features[items]))
+    query = torch.randn(3, 32)
+    assert torch.allclose(model.item_scores(query), query @ model.item_vectors(items).T, atol=1e-4)
+    batch = first_batch(ml100k[2])[:16]
+    sum(model.calculate_loss(batch)).backward()
+    assert model.item_map.weight.grad is not None and model.item_map.weight.grad.abs().sum() > 0
+
+
+def test_item_tokens_without_ids_need_features(ml100k):
+    with pytest.raises(ConfigError, match=r"item_id_embedding: False.*external_models is empty"):
+        build_model(ml100k, item_text_mode="none", item_id_embedding=False)
+
+
 def test_dataset_without_the_text_fields_is_a_clear_error(workdir):
     config = build_config("GALRec", "ml-100k", config_dict={"item_text_fields": ["no_such_field"]})
     with pytest.raises(ConfigError, match=r"None of the item text fields \['no_such_field'\].*item_text_mode: none"):

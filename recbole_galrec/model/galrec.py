@@ -11,7 +11,7 @@ A batch flows as follows (see the README, section "GALRec"):
    MLP into the backbone's hidden size. The prompt's own user takes each external model's vector recomputed
    from the sample's history (SASRec's frozen encoder; for LightGCN the mean of its item vectors), never the
    row fitted on all of the user's training edges; other users (2-hop, an item's users) take the vectors of
-   their training histories. An item's soft token is a learnable id embedding plus one linear map of its frozen
+   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus one linear map of its frozen
    features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the backbone.
    The item map is linear on purpose: L0 scores every item at every step, and with a linear map
    ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
@@ -195,7 +195,7 @@ class GALRec(SequentialRecommender):
         item_features = torch.cat(features, dim=1) if features else torch.zeros(self.n_items, 0)
         self.register_buffer("item_features", item_features, persistent=False)  # [n_items, F], frozen
         self.item_map = nn.Linear(item_features.shape[1], hidden) if item_features.shape[1] else None
-        self.item_id_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
+        self.item_id_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0) if s.item_id_embedding else None
         word_norm = float(self.backbone.model.get_input_embeddings().weight.float().norm(dim=1).mean())
         self.user_token_norm = SoftTokenNorm(hidden, word_norm)
         self.item_token_norm = SoftTokenNorm(hidden, word_norm)
@@ -231,8 +231,8 @@ class GALRec(SequentialRecommender):
     def _apply(self, fn, *args, **kwargs):
         """``.to()``, ``.cuda()``, ...: the prompt builder's cached tensors (not a module) follow the model."""
         module = super()._apply(fn, *args, **kwargs)
-        if "prompts" in self.__dict__ and "item_id_embedding" in self._modules:
-            self.prompts.to(self.item_id_embedding.weight.device)
+        if "prompts" in self.__dict__ and "user_head" in self._modules:
+            self.prompts.to(self.user_head.weight.device)
         return module
 
     def optimizer_groups(self, learning_rate: float) -> list[dict]:
@@ -284,8 +284,9 @@ class GALRec(SequentialRecommender):
 
     # ----------------------------------------------------------------- soft tokens and prompts
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        """Soft tokens of item ids of any shape ``[...]`` -> ``[..., H]``: id embedding + map(features)."""
-        vectors = self.item_id_embedding(items)
+        """Soft tokens of item ids of any shape ``[...]`` -> ``[..., H]``: id embedding (``item_id_embedding``)
+        + map(features); settings guarantee at least one of the two."""
+        vectors = self.item_id_embedding(items) if self.item_id_embedding is not None else 0.0
         if self.item_map is not None:
             vectors = vectors + self.item_map(self.item_features[items])
         return vectors
@@ -293,7 +294,9 @@ class GALRec(SequentialRecommender):
     def item_scores(self, query: torch.Tensor) -> torch.Tensor:
         """``query . item_vectors(i)`` for every item i: ``[B, H]`` -> ``[B, n_items]``, without building
         all item vectors (the map is linear)."""
-        scores = query @ self.item_id_embedding.weight.T  # [B, n_items]
+        scores = 0.0
+        if self.item_id_embedding is not None:
+            scores = query @ self.item_id_embedding.weight.T  # [B, n_items]
         if self.item_map is not None:
             projected = query @ self.item_map.weight  # [B, F]
             scores = scores + projected @ self.item_features.T + (query @ self.item_map.bias)[:, None]
