@@ -11,8 +11,9 @@ A batch flows as follows (see the README, section "GALRec"):
    MLP into the backbone's hidden size. The prompt's own user takes each external model's vector recomputed
    from the sample's history (SASRec's frozen encoder; for LightGCN the mean of its item vectors), never the
    row fitted on all of the user's training edges; other users (2-hop, an item's users) take the vectors of
-   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus one linear map of its frozen
-   features: its external vectors and, in ``embedding`` mode, its text vector encoded once by the backbone.
+   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus one
+   linear map of its frozen features: its external vectors and, in ``embedding`` mode, its text vector encoded
+   once by the backbone.
    The item map is linear on purpose: L0 scores every item at every step, and with a linear map
    ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
 3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
