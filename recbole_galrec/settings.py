@@ -113,7 +113,6 @@ class GALRecSettings:
     item_text_fields: list[str]
     item_text_mode: str
     item_text_len: int
-    item_id_embedding: bool
     external_models: list[str]
     external_checkpoints: dict[str, str]
     external_epochs: int
@@ -131,6 +130,9 @@ class GALRecSettings:
     queue_size: int
     queue_momentum: float
     train_sample: str
+    # Read from the config like every key (the YAML holds its default); the class default serves settings
+    # unpickled from checkpoints written before the key existed (their models had item id embeddings).
+    item_id_embedding: bool = True
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
 

@@ -1,5 +1,6 @@
 """GALRec's keys: every default documented and valid; each bad value fails with a message naming the key."""
 
+import pickle
 import re
 
 import pytest
@@ -34,6 +35,18 @@ def test_misspelt_key_is_an_error_with_a_suggestion():
     values = defaults() | {"lamda1": 0.5, "lambda_1": 0.5}
     with pytest.raises(ConfigError, match=r"Unknown GALRec config keys: lamda1 \(did you mean lambda1\?\), lambda_1"):
         GALRecSettings.from_config(values)
+
+
+def test_item_id_embedding_is_read_from_the_config_and_old_settings_keep_their_id_table():
+    values = defaults()
+    del values["item_id_embedding"]
+    with pytest.raises(ConfigError, match="GALRec config keys missing: item_id_embedding"):
+        GALRecSettings.from_config(values)
+    assert GALRecSettings.from_config(defaults() | {"item_id_embedding": False}).item_id_embedding is False
+    # settings pickled in a checkpoint before the key existed: the model they built had item id embeddings
+    old = pickle.loads(pickle.dumps(GALRecSettings.from_config(defaults() | {"item_id_embedding": False})))
+    del old.__dict__["item_id_embedding"]
+    assert pickle.loads(pickle.dumps(old)).item_id_embedding is True
 
 
 def test_missing_key_is_an_error():
