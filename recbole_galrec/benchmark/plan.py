@@ -31,7 +31,7 @@ MODEL_LABELS: dict[str, tuple[str, dict]] = {
     "Pop": ("Pop", {}),
 }
 DEFAULT_MODELS = list(MODEL_LABELS)
-# GALRec with one part switched off each (its ablation: docs/results/amazon-beauty-ablation.md). Not defaults.
+# GALRec with one part switched off each (its ablation: docs/results/ablation/amazon-beauty.md). Not defaults.
 NO_CONTRAST = {"lambda1": 0.0, "lambda2": 0.0, "lambda3": 0.0}
 ABLATION_LABELS: dict[str, tuple[str, dict]] = {
     "GALRec-paper": ("GALRec", {"external_user_skip": False, "score_start": "random"}),  # the paper's scoring
