@@ -43,7 +43,7 @@ ABLATION_LABELS: dict[str, tuple[str, dict]] = {
     "GALRec-noHops": ("GALRec", {"prompt_num_neighbors": 0}),  # no 2-hop users, no item users in prompts
     "GALRec-noText": ("GALRec", {"item_text_mode": "none"}),
     "GALRec-frozen": ("GALRec", {"llm_tuning": "frozen"}),
-    # the same scorer and start, trained the same way, without the language model's term (never run)
+    # the same scorer and start, trained the same way, without the language model's term (the backbone never runs)
     "GALRec-noLM": ("GALRec", {"score_residual": False, **NO_CONTRAST}),
 }
 MODEL_LABELS.update(ABLATION_LABELS)
