@@ -318,15 +318,15 @@ def test_committed_results_agree_with_each_other(subfolder):
     assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     models = {run["model"] for run in results["runs"]}
     # The comparison holds every default model; the ablation the full model, its external models and its variants.
-    required = benchmark.DEFAULT_MODELS if not subfolder else ("SASRec", "LightGCN", "GALRec")
+    required = benchmark.DEFAULT_MODELS if not subfolder else (*planning.EXTERNAL_LABELS, "GALRec")
     assert set(required) <= models, set(required) - models
     assert models <= set(benchmark.MODEL_LABELS), models - set(benchmark.MODEL_LABELS)
     for run in results["runs"]:
         assert run["status"] == "ok" and (folder / run["log"]).is_file(), run["model"]
     # No machine paths in what is committed.
-    texts = [(folder / f"{dataset}.{ext}").read_text(encoding="utf-8") for ext in ("json", "md")]
+    texts = [(folder / f"{dataset}.json").read_text(encoding="utf-8")]
+    texts += [path.read_text(encoding="utf-8") for path in folder.glob("*.md")]  # the report and any notes beside it
     texts += [(folder / run["log"]).read_text(encoding="utf-8") for run in results["runs"]]
-    texts += [path.read_text(encoding="utf-8") for path in folder.glob("*.md")]
     if not subfolder:
         texts.append((folder / "galrec-amazon-beauty-cpu.json").read_text(encoding="utf-8"))
     for text in texts:
