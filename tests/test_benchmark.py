@@ -310,7 +310,8 @@ def test_committed_results_agree_with_each_other(subfolder):
     """docs/results[/ablation]/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
     dataset = "amazon-beauty"
     folder = REPO_ROOT / "docs" / "results" / subfolder
-    results = json.loads((folder / f"{dataset}.json").read_text(encoding="utf-8"))
+    raw = (folder / f"{dataset}.json").read_text(encoding="utf-8")
+    results = json.loads(raw)
     # After a change of the report's format, write the report again from the JSON with
     # python -c "import json, pathlib; from recbole_galrec import benchmark as b; p = pathlib.Path('docs/results');
     #            b.write_outputs(json.loads((p / 'amazon-beauty.json').read_text()), p)"
@@ -324,7 +325,7 @@ def test_committed_results_agree_with_each_other(subfolder):
     for run in results["runs"]:
         assert run["status"] == "ok" and (folder / run["log"]).is_file(), run["model"]
     # No machine paths in what is committed.
-    texts = [(folder / f"{dataset}.json").read_text(encoding="utf-8")]
+    texts = [raw]
     texts += [path.read_text(encoding="utf-8") for path in folder.glob("*.md")]  # the report and any notes beside it
     texts += [(folder / run["log"]).read_text(encoding="utf-8") for run in results["runs"]]
     if not subfolder:
