@@ -2,8 +2,8 @@
 
 from recbole_galrec.config import build_config
 from recbole_galrec.errors import ConfigError, DatasetNotFoundError, GALRecError, UnknownModelError
+from recbole_galrec.lookup import get_model, get_trainer
 from recbole_galrec.quick_start import run_recbole_galrec
-from recbole_galrec.utils import get_model, get_trainer
 
 __version__ = "0.1.0"
 

@@ -86,13 +86,13 @@ def _distributed_on_any_device() -> None:
     # NCCL process group at ``ip:port`` and asserts a GPU per process; the trainer wraps the model in DDP with
     # ``device_ids=[local_rank]`` (refused for a CPU model); data loaders shard every split with padding (a few
     # samples twice) and a fixed seed, and ``evaluate`` averages per-process metrics weighted by batches. Here, for
-    # processes started by recbole_galrec.distributed:
+    # processes started by recbole_galrec.running.distributed:
     # - Config: RecBole's one-process device choice, then the process's own GPU (or the CPU), and the process group
     #   (gloo on the CPU, NCCL on GPUs) joined from the environment the launcher set; only the first process logs;
     # - the trainer: DDP with device ids on a GPU only; buffers broadcast once from the first process and not at
     #   every step (every process applies the same updates to them);
     # - training loaders: disjoint shards each epoch (the few samples left over dropped, seeded by ``seed``);
-    #   evaluation loaders: not sharded, every process scores every user (recbole_galrec.trainer then takes the
+    #   evaluation loaders: not sharded, every process scores every user (recbole_galrec.running.trainer then takes the
     #   first process's result as the run's).
     import torch
     from recbole.config import Config
@@ -101,8 +101,8 @@ def _distributed_on_any_device() -> None:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data.distributed import DistributedSampler
 
-    from recbole_galrec import distributed
     from recbole_galrec.errors import ConfigError
+    from recbole_galrec.running import distributed
 
     config_init_device = Config._init_device
     loader_init = AbstractDataLoader.__init__

@@ -16,7 +16,7 @@ import yaml
 
 from recbole_galrec import compat, recbole_keys
 from recbole_galrec.errors import ConfigError, GALRecError
-from recbole_galrec.utils import get_model
+from recbole_galrec.lookup import get_model
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 PROFILE_DIR = PROPERTIES_DIR / "profile"
@@ -95,13 +95,14 @@ def _argv_hidden_from_recbole():
         sys.argv = saved
 
 
-# RecBole's keys of one process of a multi-process run: set by the launcher (recbole_galrec.distributed), not by hand.
+# RecBole's keys of one process of a multi-process run: set by the launcher
+# (recbole_galrec.running.distributed), not by hand.
 _PROCESS_KEYS = ("world_size", "local_rank", "offset", "ip", "port")
 
 
 def check_user_settings(config_files: Iterable[str], config_dict: Mapping | None) -> dict:
     """Check what the user gave before anything runs: each config file is a readable YAML mapping, ``nproc``
-    (processes of the run, :mod:`recbole_galrec.distributed`) is a whole number >= 1, and none of the keys the
+    (processes of the run, :mod:`recbole_galrec.running.distributed`) is a whole number >= 1, and none of the keys the
     launcher sets for each process is given. Returns the given keys, later files and then ``config_dict``
     winning."""
     given = {}
@@ -140,7 +141,7 @@ def build_config(
             (``ml-100k`` from the copy inside the recbole package).
         config_file_list: the user's YAML files, later files winning.
         config_dict: overrides that win over every file (the command line's ``--key=value``).
-        process: this process's keys in a multi-process run (:func:`recbole_galrec.distributed.process_keys`);
+        process: this process's keys in a multi-process run (:func:`recbole_galrec.running.distributed.process_keys`);
             the config then joins the run's process group.
     """
     compat.apply()

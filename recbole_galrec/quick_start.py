@@ -1,5 +1,5 @@
 """One run, top to bottom: config, seed, logger, dataset, split, preparation, model, trainer, fit, evaluate,
-result (the steps of :mod:`recbole_galrec.run`, timed and written out).
+result (the steps of :mod:`recbole_galrec.running.steps`, timed and written out).
 
 RecBole's ``recbole.quick_start`` is not used: it imports ray (which needs ``pkg_resources``) and counts
 FLOPs by deep-copying the model, which is costly with a language model inside.
@@ -11,12 +11,12 @@ import os
 import time
 from logging import getLogger
 
-from recbole_galrec import distributed
 from recbole_galrec.config import build_config, requested_processes
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.per_user import PerUserRecorder, write_per_user
-from recbole_galrec.preparation import prepare
-from recbole_galrec.run import construct_model, construct_trainer, load_data
+from recbole_galrec.running import distributed
+from recbole_galrec.running.model_inputs import prepare
+from recbole_galrec.running.per_user import PerUserRecorder, write_per_user
+from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
 
 
 def count_parameters(model) -> dict[str, int]:
@@ -74,7 +74,7 @@ def run_recbole_galrec(
         saved: keep the best checkpoint and reload it for the test phase.
         result_file: where to write the result as JSON (``None``: not written).
         per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
-            (:mod:`recbole_galrec.per_user`; ``None``: not written).
+            (:mod:`recbole_galrec.running.per_user`; ``None``: not written).
         resume: a checkpoint of an interrupted run with the same settings (best or ``-last``) to continue from.
 
     Returns:
@@ -91,7 +91,7 @@ def run_recbole_galrec(
         ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs;
         ``peak_gpu_memory_bytes`` the most GPU memory torch held (None off a GPU; the first process's in a
         multi-process run); ``processes`` how many processes trained (``nproc: N`` or torchrun,
-        :mod:`recbole_galrec.distributed`: only the first one writes the result, log and checkpoint files).
+        :mod:`recbole_galrec.running.distributed`: only the first one writes the result, log and checkpoint files).
     """
     nproc = requested_processes(config_file_list or [], config_dict)
     if not distributed.launched():

@@ -24,8 +24,9 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from recbole_galrec import checkpoints, compat
+from recbole_galrec import compat
 from recbole_galrec.errors import ConfigError, GALRecError
+from recbole_galrec.running import checkpoints
 
 logger = logging.getLogger("recbole_galrec.recommend")  # (not __name__: "__main__" under python -m)
 
@@ -46,7 +47,7 @@ class Recommender:
     def from_checkpoint(cls, path: str, device: str | None = None) -> Recommender:
         """Rebuild the model of a checkpoint written by this package (any model), on ``device`` (default: the
         CPU unless the checkpoint's device is available)."""
-        from recbole_galrec.run import construct_model, load_data
+        from recbole_galrec.running.steps import construct_model, load_data
 
         compat.apply()
         state = checkpoints.load(path)
@@ -55,7 +56,7 @@ class Recommender:
         dataset, train_data, _, _ = load_data(config)
         if config["model"] == "GALRec":
             from recbole_galrec.model.encoders import ExternalEmbeddings
-            from recbole_galrec.preparation import galrec_inputs
+            from recbole_galrec.running.model_inputs import galrec_inputs
 
             stored = state["other_parameter"]
             external = [ExternalEmbeddings.from_dict(e) for e in stored["external"]]

@@ -37,7 +37,7 @@ EXTERNAL_MODELS = ("SASRec", "LightGCN")  # the models whose vectors recbole_gal
 @dataclass(frozen=True)
 class BackboneSettings:
     """How the language model is loaded and tuned (the ``llm_*`` keys), one object for
-    :func:`recbole_galrec.backbone.load_backbone`; the defaults are those of ``properties/model/GALRec.yaml``."""
+    :func:`recbole_galrec.layers.backbone.load_backbone`; the defaults are those of ``properties/model/GALRec.yaml``."""
 
     path: str | None = None  # llm_path: local folder or hub id; None: the offline default MiniLM
     tuning: str = "lora"  # llm_tuning

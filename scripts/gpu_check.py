@@ -107,7 +107,7 @@ def _tiny_decoder(out: Path) -> Path:
     """A small random Llama with the default backbone's tokenizer: the decoder path without pretrained weights."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaModel
 
-    from recbole_galrec.backbone import default_backbone_path
+    from recbole_galrec.layers.backbone import default_backbone_path
 
     folder = out / "tiny-llama"
     if not (folder / "config.json").is_file():

@@ -20,7 +20,8 @@ from transformers import (  # noqa: E402
     T5ForConditionalGeneration,
 )
 
-from recbole_galrec.backbone import (  # noqa: E402
+from recbole_galrec.errors import ConfigError  # noqa: E402
+from recbole_galrec.layers.backbone import (  # noqa: E402
     FAMILIES,
     Backbone,
     _resolve_path,
@@ -29,7 +30,6 @@ from recbole_galrec.backbone import (  # noqa: E402
     hub_offline,
     load_backbone,
 )
-from recbole_galrec.errors import ConfigError  # noqa: E402
 from recbole_galrec.settings import BackboneSettings  # noqa: E402
 
 TASK_TOKENS = ("[GAL_USER]", "[GAL_PRED]")

@@ -26,7 +26,7 @@ WORDS = ["red", "blue", "green", "apple", "river", "stone", "night", "song"]
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> str:
     """A random two-layer BERT with the MiniLM tokenizer, saved as a model folder."""
-    from recbole_galrec.backbone import default_backbone_path
+    from recbole_galrec.layers.backbone import default_backbone_path
 
     folder = tmp_path_factory.mktemp("backbone") / "bert"
     tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
@@ -270,7 +270,7 @@ def test_a_cut_off_above_the_item_count_is_a_clear_error(workdir, tiny_bert):
 # ------------------------------------------------------------------ a backbone folder that is not there
 def test_a_missing_backbone_folder_stops_before_the_external_models_train(workdir, tiny_bert, monkeypatch):
     """A misspelt llm_path is found before the external models' training (minutes on a real dataset)."""
-    import recbole_galrec.preparation as preparation
+    import recbole_galrec.running.model_inputs as preparation
 
     def trained(*args, **kwargs):
         raise AssertionError("the external models were trained before llm_path was checked")

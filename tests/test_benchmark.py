@@ -18,7 +18,7 @@ from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.benchmark import runner, store
 from recbole_galrec.config import build_config
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.per_user import PER_USER_METRICS, read_per_user
+from recbole_galrec.running.per_user import PER_USER_METRICS, read_per_user
 from tests.conftest import REPO_ROOT, TINY_SASREC
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}

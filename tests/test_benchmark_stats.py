@@ -8,7 +8,7 @@ import pytest
 
 from recbole_galrec import benchmark
 from recbole_galrec.benchmark import stats
-from recbole_galrec.per_user import PER_USER_METRICS, read_per_user, write_per_user
+from recbole_galrec.running.per_user import PER_USER_METRICS, read_per_user, write_per_user
 
 USERS = [f"u{i}" for i in range(300)]
 

@@ -13,9 +13,7 @@ ENTRY = str(REPO_ROOT / "run_recbole_galrec.py")
 
 
 def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def test_pop_end_to_end_returns_metrics(workdir):
@@ -33,9 +31,7 @@ def test_pop_end_to_end_returns_metrics(workdir):
 
 def test_sasrec_cli_writes_result_file(workdir):
     overrides = [f"--{k}={v}" for k, v in TINY_SASREC.items()]
-    proc = run_cli(
-        "--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir
-    )
+    proc = run_cli("--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((workdir / "out" / "result.json").read_text())
     assert result["model"] == "SASRec"

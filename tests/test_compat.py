@@ -92,7 +92,7 @@ def test_runs_train_without_autograd_anomaly_mode(workdir):
     code = (
         "import sys, torch\n"
         "from recbole_galrec.config import build_config\n"
-        "from recbole_galrec.utils import get_model\n"
+        "from recbole_galrec.lookup import get_model\n"
         "build_config('SASRec', 'ml-100k', config_dict={'show_progress': False})\n"
         "get_model('SASRec')\n"
         "print(torch.is_anomaly_enabled())\n"

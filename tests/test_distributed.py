@@ -1,4 +1,5 @@
-"""Several processes, one run (recbole_galrec.distributed), on the CPU with gloo: two processes, tiny problems."""
+"""Several processes, one run (recbole_galrec.running.distributed), on the CPU with gloo: two processes, tiny
+problems."""
 
 import json
 import os
@@ -41,10 +42,10 @@ def tiny_bert(tmp_path_factory):
 
 def _probe(out, settings):
     """One of the two processes: build the run, train one epoch on this process's shard, record what it saw."""
-    from recbole_galrec import distributed
     from recbole_galrec.config import build_config
-    from recbole_galrec.preparation import prepare
-    from recbole_galrec.run import construct_model, construct_trainer, load_data
+    from recbole_galrec.running import distributed
+    from recbole_galrec.running.model_inputs import prepare
+    from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
 
     config = build_config("GALRec", "ml-100k", config_dict=settings, process=distributed.process_keys())
     _, train_data, _, _ = load_data(config)
@@ -83,7 +84,7 @@ def _probe(out, settings):
 
 @pytest.mark.slow
 def test_two_processes_train_one_model(tmp_path, tiny_bert):
-    from recbole_galrec import distributed
+    from recbole_galrec.running import distributed
 
     settings = {**TINY_RUN, "llm_path": tiny_bert, "checkpoint_dir": str(tmp_path / "saved")}
     distributed.spawn(2, _probe, tmp_path, settings)

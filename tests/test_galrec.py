@@ -13,7 +13,7 @@ from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.data.dataset import training_histories
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.prompt import ITEM
+from recbole_galrec.layers.prompt import ITEM
 from tests.conftest import REPO_ROOT
 
 transformers = pytest.importorskip("transformers")
@@ -24,7 +24,7 @@ TINY = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
 
 def _save_tiny(family: str, folder) -> str:
     """A random tiny model of ``family`` plus the MiniLM tokenizer, saved as a model folder."""
-    from recbole_galrec.backbone import default_backbone_path
+    from recbole_galrec.layers.backbone import default_backbone_path
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
     vocab = len(tokenizer)
@@ -82,7 +82,7 @@ def build_model(ml100k, external=(), **changes):
     """A GALRec on the shared ml-100k splits, prepared as a run prepares it, with ``external`` as its external
     models' tables; ``changes`` apply to a copy of the config (its settings read again)."""
     from recbole_galrec.model.galrec import GALRec
-    from recbole_galrec.preparation import galrec_inputs
+    from recbole_galrec.running.model_inputs import galrec_inputs
     from recbole_galrec.settings import GALRecSettings
 
     config, _, train, _, _ = ml100k
@@ -528,7 +528,7 @@ def test_training_inputs_do_not_see_the_users_later_interactions(ml100k, with_sa
 
 def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
     """Only the prompt's own USER position carries the recomputed token."""
-    from recbole_galrec.prompt import OWN, USER
+    from recbole_galrec.layers.prompt import OWN, USER
 
     model = build_model(ml100k, with_sasrec).eval()
     batch = first_batch(ml100k[2])[:4]
@@ -615,7 +615,7 @@ def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec,
 
 
 def test_trainer_gives_the_scoring_maps_their_own_learning_rate(ml100k, with_sasrec):
-    from recbole_galrec.trainer import GALRecTrainer
+    from recbole_galrec.running.trainer import GALRecTrainer
 
     model = build_model(
         ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_lr_scale=0.1

@@ -8,9 +8,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "recbole_galrec"
 FORBIDDEN = (
     "recbole_galrec.config",
     "recbole_galrec.quick_start",
-    "recbole_galrec.run",
-    "recbole_galrec.preparation",
-    "recbole_galrec.utils",
+    "recbole_galrec.running.steps",
+    "recbole_galrec.running.model_inputs",
+    "recbole_galrec.lookup",
     "recbole_galrec.cli",
     "recbole_galrec.data",
     "recbole_galrec.external",
@@ -74,12 +74,12 @@ def _reached(start: list[str]) -> dict[str, str]:
 def test_the_model_package_imports_no_orchestration():
     models = ["recbole_galrec.model"] + [f"recbole_galrec.model.{p.stem}" for p in (PACKAGE / "model").glob("[!_]*.py")]
     reached = _reached(models)
-    assert "recbole_galrec.backbone" in reached and "recbole_galrec.model.encoders" in reached  # the walk works
+    assert "recbole_galrec.layers.backbone" in reached and "recbole_galrec.model.encoders" in reached  # the walk works
     bad = {name: via for name, via in reached.items() if name.startswith(FORBIDDEN)}
     assert not bad, f"the model package reaches orchestration (module: imported by): {bad}"
 
 
 def test_the_walk_sees_orchestration_where_it_is():
     """The check above can fail: the run path reaches data loading and the model."""
-    reached = _reached(["recbole_galrec.run"])
-    assert "recbole_galrec.data.utils" in reached and "recbole_galrec.utils" in reached
+    reached = _reached(["recbole_galrec.running.steps"])
+    assert "recbole_galrec.data.create" in reached and "recbole_galrec.lookup" in reached

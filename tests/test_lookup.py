@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from recbole_galrec.errors import UnknownModelError
-from recbole_galrec.utils import get_model, get_trainer, known_models
+from recbole_galrec.lookup import get_model, get_trainer, known_models
 
 
 @pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "BERT4Rec", "LightGCN"])

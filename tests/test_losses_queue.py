@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from recbole_galrec.losses import info_nce
-from recbole_galrec.queue import KeyQueue
+from recbole_galrec.layers.losses import info_nce
+from recbole_galrec.layers.queue import KeyQueue
 
 
 def test_info_nce_matches_hand_computation():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recbole_galrec.config import build_config
-from recbole_galrec.per_user import PER_USER_METRICS, PerUserRecorder, per_user_metrics
+from recbole_galrec.running.per_user import PER_USER_METRICS, PerUserRecorder, per_user_metrics
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ def test_every_checked_key_has_bad_and_good_values():
 
 
 def test_every_bad_value_fails_before_the_dataset_is_loaded(workdir, monkeypatch, capsys):
-    from recbole_galrec import cli, run
+    from recbole_galrec import cli
+    from recbole_galrec.running import steps as run
 
     def no_dataset(config):
         raise AssertionError("the dataset was created although a RecBole key was wrong")

@@ -66,7 +66,7 @@ def _printed(stdout: str) -> dict[str, list[str]]:
 def test_the_rebuilt_model_is_the_trained_one(trained):
     """Rebuilt from the checkpoint (without the external cache), the model gives the run's own test metrics."""
     from recbole_galrec.recommend import Recommender
-    from recbole_galrec.run import construct_trainer, load_data
+    from recbole_galrec.running.steps import construct_trainer, load_data
 
     recommender = Recommender.from_checkpoint(trained["galrec"])
     _, _, _, test_data = load_data(recommender.config)
@@ -82,7 +82,7 @@ def test_top_k_follows_the_whole_history(trained):
     from recbole.data.interaction import Interaction
 
     from recbole_galrec.recommend import Recommender
-    from recbole_galrec.run import load_data
+    from recbole_galrec.running.steps import load_data
 
     proc = _cli(f"--checkpoint={trained['galrec']}", "--users=1,2", "--k=5", cwd=trained["root"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -129,7 +129,7 @@ def test_a_nan_loss_stops_training_and_names_the_part(workdir, tiny_bert, monkey
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     """A failure while writing leaves the previous file whole and no temporary file behind."""
-    from recbole_galrec import checkpoints
+    from recbole_galrec.running import checkpoints
 
     path = tmp_path / "run.pth"
     checkpoints.save_atomic({"epoch": 0}, str(path))

@@ -27,8 +27,11 @@ def test_every_key_carries_a_type_comment():
     for line in YAML_FILE.read_text().splitlines():
         match = re.match(r"^(\w+):", line)
         if match:
-            assert re.search(r"# \((str|int|float|list|dict|bool)\) ", line) or line.rstrip().endswith(":") \
-                or re.match(r'^\w+: ".*"$', line), f"{match.group(1)} has no '# (type) meaning' comment"
+            assert (
+                re.search(r"# \((str|int|float|list|dict|bool)\) ", line)
+                or line.rstrip().endswith(":")
+                or re.match(r'^\w+: ".*"$', line)
+            ), f"{match.group(1)} has no '# (type) meaning' comment"
 
 
 def test_misspelt_key_is_an_error_with_a_suggestion():
@@ -109,7 +112,8 @@ def _bad_value(annotation: str):
 def test_every_galrec_key_fails_before_the_dataset_is_loaded(workdir, monkeypatch, mistake, capsys):
     from dataclasses import fields
 
-    from recbole_galrec import cli, run
+    from recbole_galrec import cli
+    from recbole_galrec.running import steps as run
 
     def no_dataset(config):
         raise AssertionError("the dataset was created although a GALRec key was wrong")

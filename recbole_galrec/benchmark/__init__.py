@@ -20,7 +20,7 @@ GALRec waits for them. Without them GALRec trains its own, as outside a benchmar
 Each run executes in a fresh Python process, up to ``--jobs`` at once; the terminal shows each run's epochs
 (loss, validation score, time, time left at most), and its full output goes to
 ``OUTPUT/runs/<dataset>/<label>-seed<seed>.log``. Beside the log: ``<stem>.users.csv.gz``, the run's per-user
-test NDCG@10, Hit@10 and MRR@10 (:mod:`recbole_galrec.per_user`), and under ``checkpoints/<stem>/`` (never
+test NDCG@10, Hit@10 and MRR@10 (:mod:`recbole_galrec.running.per_user`), and under ``checkpoints/<stem>/`` (never
 committed: the folder ignores itself) its best checkpoint. After every run the parent process rewrites,
 atomically:
 

@@ -67,7 +67,7 @@ def resolve_label(label: str) -> tuple[str, dict]:
     if label in MODEL_LABELS:
         model, extra = MODEL_LABELS[label]
         return model, copy.deepcopy(extra)
-    from recbole_galrec.utils import known_models
+    from recbole_galrec.lookup import known_models
 
     if label in known_models():
         return label, {}

@@ -13,7 +13,7 @@ import pandas as pd
 from recbole_galrec.benchmark.plan import DEFAULT_MODELS, EXTERNAL_LABELS
 from recbole_galrec.benchmark.stats import compare
 from recbole_galrec.benchmark.store import atomic_write_text
-from recbole_galrec.per_user import PER_USER_METRICS
+from recbole_galrec.running.per_user import PER_USER_METRICS
 
 logger = logging.getLogger("recbole_galrec.benchmark")
 

@@ -1,6 +1,6 @@
 """Paired comparison over test users of each model with a reference model.
 
-For each model and metric (:data:`~recbole_galrec.per_user.PER_USER_METRICS`), over the seeds both models
+For each model and metric (:data:`~recbole_galrec.running.per_user.PER_USER_METRICS`), over the seeds both models
 have per-user metrics for: each user's metric averaged over those seeds, users paired by their raw id; the
 relative difference of the means (model / reference - 1) with a 95% percentile-bootstrap interval over users
 (users resampled with their pairs kept, :data:`BOOTSTRAP_RESAMPLES` resamples, fixed seed), and the p-value of
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_galrec.per_user import PER_USER_METRICS, read_per_user
+from recbole_galrec.running.per_user import PER_USER_METRICS, read_per_user
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0

@@ -1,5 +1,5 @@
 """Data side of recbole_galrec at run time: dataset creation with plugin lookup, GALRec's dataset hook, the graph."""
 
-from recbole_galrec.data.utils import create_dataset
+from recbole_galrec.data.create import create_dataset
 
 __all__ = ["create_dataset"]

@@ -34,13 +34,13 @@ from logging import getLogger
 
 import torch
 
-from recbole_galrec.checkpoints import save_atomic
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.external.cache import align, read_cache, token2id
 from recbole_galrec.external.extract import EXTRACTORS, extract_payload, padded_training_histories
 from recbole_galrec.external.plan import ExternalRun, plan_run
 from recbole_galrec.model.encoders import ExternalEmbeddings, HistoryMeanEncoder, SASRecUserEncoder
-from recbole_galrec.run import construct_model, construct_trainer, load_data
+from recbole_galrec.running.checkpoints import save_atomic
+from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
 from recbole_galrec.settings import ExternalSettings
 
 __all__ = ["EXTRACTORS", "cache_file", "load_external_embeddings", "padded_training_histories", "train_external_model"]

@@ -1,5 +1,5 @@
 """The external vectors' cache files (read back with checks; written atomically by
-:func:`recbole_galrec.checkpoints.save_atomic`) and their alignment by token
+:func:`recbole_galrec.running.checkpoints.save_atomic`) and their alignment by token
 with the ids of the dataset a GALRec run built."""
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ A batch flows as follows (see the README, section "GALRec"):
    once by the backbone.
    The item map is linear on purpose: L0 scores every item at every step, and with a linear map
    ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
-3. Backbone (:mod:`recbole_galrec.backbone`): hidden states; E0 is the state at the prompt's last position,
+3. Backbone (:mod:`recbole_galrec.layers.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
 4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` plus, with ``external_user_skip``,
    an external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
    dot product and the gate at zero, so training starts from SASRec's ranking and learns a residual.
-5. Losses (:mod:`recbole_galrec.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
+5. Losses (:mod:`recbole_galrec.layers.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
    terms, one projection head each: L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). Keys come from a
-   momentum copy of every trainable parameter (:mod:`recbole_galrec.moco`, MoCo), without gradients, and
-   are queued as later negatives (:mod:`recbole_galrec.queue`). The L2-norm term of the paper is the
+   momentum copy of every trainable parameter (:mod:`recbole_galrec.layers.moco`, MoCo), without gradients, and
+   are queued as later negatives (:mod:`recbole_galrec.layers.queue`). The L2-norm term of the paper is the
    optimiser's ``weight_decay``.
 
 ``state_dict()`` holds only trainable state (adapters, mapping layers, heads, queues, momentum copies), never
@@ -39,20 +39,20 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_galrec.backbone import Backbone
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.losses import InfoNCE, info_nce
-from recbole_galrec.moco import MomentumParameters
+from recbole_galrec.layers.backbone import Backbone
+from recbole_galrec.layers.losses import InfoNCE, info_nce
+from recbole_galrec.layers.moco import MomentumParameters
+from recbole_galrec.layers.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, tokenize_item_texts
+from recbole_galrec.layers.queue import KeyQueue
 from recbole_galrec.model.encoders import ExternalEmbeddings, recent_items
-from recbole_galrec.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, tokenize_item_texts
-from recbole_galrec.queue import KeyQueue
 from recbole_galrec.settings import GALRecSettings
 
 
 @dataclass
 class GALRecInputs:
     """What GALRec takes besides its config and data, prepared by the run before the model is built
-    (:mod:`recbole_galrec.preparation`) and attached to the training split as ``galrec_inputs``."""
+    (:mod:`recbole_galrec.running.model_inputs`) and attached to the training split as ``galrec_inputs``."""
 
     backbone: Backbone  # the language model, loaded with the task tokens registered
     external: list[ExternalEmbeddings]  # each external model's frozen tables and own-user encoder
@@ -157,8 +157,8 @@ class GALRec(SequentialRecommender):
         if inputs is None or not hasattr(dataset, "training_graph"):
             raise ConfigError(
                 "GALRec is built on a GALRec dataset's training split with its inputs attached: build the dataset "
-                "with recbole_galrec.data.create_dataset and run recbole_galrec.preparation.prepare before the "
-                "model (recbole_galrec.run does both)."
+                "with recbole_galrec.data.create_dataset and run recbole_galrec.running.model_inputs.prepare "
+                "before the model (recbole_galrec.running.steps does both)."
             )
         self.settings = s = config.settings
         self.USER_ID = config["USER_ID_FIELD"]

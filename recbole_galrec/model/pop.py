@@ -5,7 +5,7 @@ training batch however often it appears in that batch; its popularity (and every
 ``train_batch_size``. It also counts sampled negatives as interactions. This subclass counts every positive
 interaction once (``properties/model/Pop.yaml`` also turns negative sampling off), in a multi-process run those
 of every process; the rest is RecBole's.
-Being a model of this package, it shadows RecBole's Pop in :func:`recbole_galrec.utils.get_model`.
+Being a model of this package, it shadows RecBole's Pop in :func:`recbole_galrec.lookup.get_model`.
 """
 
 import torch

@@ -173,9 +173,7 @@ class Backbone(nn.Module):
         return out.last_hidden_state  # [B, T, H]
 
     @torch.no_grad()
-    def encode_text(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 256
-    ) -> torch.Tensor:
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Mean of the last hidden states over non-padding tokens: ``[N, T] -> [N, H]`` (float32).
 
         Runs in eval mode, ``batch_size`` rows at a time, on the module's device (the result stays there);
@@ -268,8 +266,7 @@ def _resolve_path(llm_path: str | None) -> tuple[str, bool]:
         AutoConfig.from_pretrained(llm_path, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ConfigError(
-            f"llm_path '{llm_path}' is neither a folder nor a model in the local Hugging Face cache; "
-            f"{_OFFLINE_HINT}."
+            f"llm_path '{llm_path}' is neither a folder nor a model in the local Hugging Face cache; {_OFFLINE_HINT}."
         ) from err
     return llm_path, True
 
@@ -323,8 +320,7 @@ def _truncate_layers(model: nn.Module, num_layers: int, configs: Sequence) -> No
     name, layers = _layer_list(model)
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= len(layers):
         raise ConfigError(
-            f"llm_num_layers must be an integer from 1 to {len(layers)} (the layers of this model), "
-            f"got {num_layers!r}."
+            f"llm_num_layers must be an integer from 1 to {len(layers)} (the layers of this model), got {num_layers!r}."
         )
     parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
     setattr(parent, name.rsplit(".", 1)[-1], nn.ModuleList(list(layers)[:num_layers]))

@@ -16,7 +16,7 @@ path run on a CPU). What the processes share and how:
 - the training data: each epoch one permutation (from ``seed`` and the epoch) is dealt out in disjoint shards,
   one per process, each of ``len // world_size`` samples (the at most ``world_size - 1`` left over differ from
   epoch to epoch); a process's batch is ``train_batch_size // world_size``, so the global batch is the same;
-- the key queues: every process enqueues the keys of all processes (:mod:`recbole_galrec.queue`);
+- the key queues: every process enqueues the keys of all processes (:mod:`recbole_galrec.layers.queue`);
 - evaluation: every process scores every user (the same model gives the same result), so the result is one
   evaluation over all users; only the first process logs, writes checkpoints and the result file;
 - external models: the first process trains them (or reads their cache) while the others wait, then the others

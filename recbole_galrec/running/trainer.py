@@ -11,10 +11,10 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.utils.data.distributed import DistributedSampler
 
-from recbole_galrec import distributed
-from recbole_galrec.checkpoints import last_file, random_states, restore_random_states, save_atomic
-from recbole_galrec.checkpoints import load as load_checkpoint
 from recbole_galrec.errors import ConfigError, TrainingError
+from recbole_galrec.running import distributed
+from recbole_galrec.running.checkpoints import last_file, random_states, restore_random_states, save_atomic
+from recbole_galrec.running.checkpoints import load as load_checkpoint
 
 __all__ = ["GALRecTrainer", "run_trainer"]
 
@@ -25,11 +25,11 @@ class _RunTrainer:
 
     - records what the run reports: ``epoch_seconds`` (each training pass, validation excluded),
       ``validations`` (``(score, seconds since the start of fit, seconds it took)`` each), ``train_samples``;
-    - writes checkpoints atomically, with the random states and the best result (:mod:`recbole_galrec.checkpoints`),
-      and besides the best one a ``-last`` checkpoint after every epoch, from which :meth:`resume_checkpoint`
-      continues an interrupted run exactly as if it had not stopped;
+    - writes checkpoints atomically, with the random states and the best result
+      (:mod:`recbole_galrec.running.checkpoints`), and besides the best one a ``-last`` checkpoint after every
+      epoch, from which :meth:`resume_checkpoint` continues an interrupted run exactly as if it had not stopped;
     - stops at a NaN or infinite loss with a message naming the loss part, the epoch and the step;
-    - in a multi-process run (:mod:`recbole_galrec.distributed`): one checkpoint name for all processes, the
+    - in a multi-process run (:mod:`recbole_galrec.running.distributed`): one checkpoint name for all processes, the
       first process's evaluation result as the run's, and all processes done with training before the test.
     """
 

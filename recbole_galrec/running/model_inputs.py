@@ -14,10 +14,10 @@ from logging import getLogger
 
 import torch
 
-from recbole_galrec.backbone import check_source, load_backbone
 from recbole_galrec.external import load_external_embeddings
+from recbole_galrec.layers.backbone import check_source, load_backbone
+from recbole_galrec.layers.prompt import task_tokens, tokenize_item_texts
 from recbole_galrec.model.galrec import GALRecInputs
-from recbole_galrec.prompt import task_tokens, tokenize_item_texts
 
 logger = getLogger(__name__)
 

@@ -131,9 +131,7 @@ def _split(template: str, placeholders: tuple[str, ...], tokenize) -> list:
     for i, part in enumerate(_PLACEHOLDER.split(template)):
         if i % 2 == 1:
             if part not in placeholders:
-                raise ValueError(
-                    f"unknown placeholder {{{part}}} in template {template!r}; use {placeholders}"
-                )
+                raise ValueError(f"unknown placeholder {{{part}}} in template {template!r}; use {placeholders}")
             pieces.append(part)
         elif part.strip():
             pieces.append(torch.as_tensor(tokenize(part.strip()), dtype=torch.long))

@@ -1,7 +1,7 @@
 """MoCo's key encoder for any module: momentum copies of its trainable parameters, swapped in for key passes.
 
 He et al.'s MoCo computes keys with a slowly moving copy of the query encoder, without gradients, and keeps
-past keys in a queue (:mod:`recbole_galrec.queue`). GALRec's keys pass through everything that produces its
+past keys in a queue (:mod:`recbole_galrec.layers.queue`). GALRec's keys pass through everything that produces its
 queries (the backbone's adapters, the soft-token maps and embeddings, the projection heads), so the copy is of
 every trainable parameter. Rather than a second model, :class:`MomentumParameters` holds one buffer per
 trainable parameter and, inside :meth:`MomentumParameters.swapped`, lets the model run on those buffers; the

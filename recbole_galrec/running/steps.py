@@ -6,9 +6,9 @@ import os
 
 from recbole_galrec import recbole_keys
 from recbole_galrec.data import create_dataset
-from recbole_galrec.distributed import rank
-from recbole_galrec.trainer import run_trainer
-from recbole_galrec.utils import get_model, get_trainer
+from recbole_galrec.lookup import get_model, get_trainer
+from recbole_galrec.running.distributed import rank
+from recbole_galrec.running.trainer import run_trainer
 
 
 def load_data(config):
@@ -25,7 +25,7 @@ def load_data(config):
 
 def construct_model(config, train_data):
     """Reseed, then build the model of ``config`` on the training split and move it to the run's device. What
-    the model needs besides its config and data (:mod:`recbole_galrec.preparation`) must be attached before.
+    the model needs besides its config and data (:mod:`recbole_galrec.running.model_inputs`) must be attached before.
     Every process of a multi-process run builds the same model, then reseeds with ``seed + rank`` for random
     streams of its own (dropout)."""
     from recbole.utils import init_seed
@@ -39,7 +39,7 @@ def construct_model(config, train_data):
 
 def construct_trainer(config, model):
     """The model's trainer (this package's ``<Model>Trainer`` or RecBole's choice) with what every run's trainer
-    gets (:func:`recbole_galrec.trainer.run_trainer`: recording, resumable checkpoints, a NaN guard)."""
+    gets (:func:`recbole_galrec.running.trainer.run_trainer`: recording, resumable checkpoints, a NaN guard)."""
     # RecBole's trainer creates the folder only if it does not exist: processes of one run starting together race
     os.makedirs(config["checkpoint_dir"], exist_ok=True)
     return run_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
