@@ -1,7 +1,7 @@
 """RecBole's own keys that users commonly set, checked at start-up like GALRec's keys.
 
 RecBole reads most of these keys only where it uses them (``epochs`` in the trainer's loop, ``valid_metric``
-at the first validation), so a bad value used to fail minutes into a run, with a traceback. :func:`check`
+at the first validation), so on its own a bad value fails minutes into a run, with a traceback. :func:`check`
 stops a run before any data is read, with a :class:`~recbole_galrec.errors.ConfigError` naming the key, the
 value and what is allowed. The limits are those of RecBole 1.2.1's config, trainer and evaluator: a value
 that RecBole runs with is never refused. :func:`settle_device` makes ``use_gpu`` mean what it says.
@@ -178,7 +178,7 @@ _cpu_warning_given = False
 
 def settle_device(config) -> None:
     """Make ``use_gpu`` mean what it says. RecBole 1.2.1 picks the device from ``gpu_id`` and CUDA alone
-    (``use_gpu`` only switches its GPU memory readout): ``use_gpu: False`` now runs on the CPU, and
+    (``use_gpu`` only switches its GPU memory readout). Here ``use_gpu: False`` runs on the CPU, and
     ``use_gpu: True`` on the CPU (no CUDA GPU, or an empty ``gpu_id``) logs a warning, once per process."""
     global _cpu_warning_given
     import torch

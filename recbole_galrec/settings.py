@@ -8,7 +8,8 @@ like a GALRec key is not one (a misspelling never silently reads as ``None``).
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from recbole_galrec.errors import ConfigError
 
@@ -49,8 +50,8 @@ class BackboneSettings:
     dtype: str = "float32"  # llm_dtype
 
     def __post_init__(self):
-        _choice("llm_tuning", self.tuning, TUNINGS)
-        _choice("llm_dtype", self.dtype, DTYPES)
+        check_choice("llm_tuning", self.tuning, TUNINGS)
+        check_choice("llm_dtype", self.dtype, DTYPES)
         _at_least("llm_lora_r", self.lora_r, 1)
         _at_least("llm_lora_alpha", self.lora_alpha, 1)
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -130,8 +131,8 @@ class GALRecSettings:
     queue_size: int
     queue_momentum: float
     train_sample: str
-    # Read from the config like every key (the YAML holds its default); the class default serves settings
-    # unpickled from checkpoints written before the key existed (their models had item id embeddings).
+    # Read from the config like every key (the YAML holds its default). The class default is for settings
+    # unpickled from a checkpoint whose pickle lacks this field: such a model has item id embeddings.
     item_id_embedding: bool = True
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
@@ -154,9 +155,9 @@ class GALRecSettings:
             stopping_step=self.external_stopping_step,
             overrides=self.external_config,
         )
-        _choice("item_text_mode", self.item_text_mode, TEXT_MODES)
-        _choice("train_sample", self.train_sample, TRAIN_SAMPLES)
-        _choice("score_start", self.score_start, SCORE_STARTS)
+        check_choice("item_text_mode", self.item_text_mode, TEXT_MODES)
+        check_choice("train_sample", self.train_sample, TRAIN_SAMPLES)
+        check_choice("score_start", self.score_start, SCORE_STARTS)
         if not self.score_lr_scale > 0:
             raise ConfigError(f"score_lr_scale must be > 0, got {self.score_lr_scale}.")
         if not self.score_residual and not self.external_user_skip:
@@ -247,40 +248,49 @@ class GALRecSettings:
 
 
 def _typed(key: str, value: Any, annotation) -> Any:
-    """Check ``value`` against a field annotation (``int``, ``float``, ``str``, ``list``, ``dict``, ``X | None``)."""
-    text = str(annotation)
+    """Check ``value`` against a field annotation (``int``, ``float``, ``str``, ``bool``, ``list[...]``,
+    ``dict[...]``, each optionally ``| None``)."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     if value is None:
-        if "None" in text:
+        if type(None) in options:
             return None
         raise ConfigError(f"{key} must be set (got null).")
-    if text.startswith("list") or text.startswith("list[") or "list[" in text:
+    kinds = [get_origin(option) or option for option in options if option is not type(None)]
+    if len(kinds) != 1:
+        raise TypeError(f"{key}: unsupported annotation {annotation!r} (one type, optionally | None)")
+    kind = kinds[0]
+    if kind is list:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}.")
         return list(value)
-    if text.startswith("dict"):
+    if kind is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping, got {value!r}.")
         return dict(value)
-    if annotation is bool or text.startswith("bool"):
+    if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be True or False, got {value!r}.")
         return value
-    if "int" in text and "float" not in text:
+    if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be an integer, got {value!r}.")
         return value
-    if "float" in text:
+    if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}.")
         return float(value)
-    if not isinstance(value, str):
-        raise ConfigError(f"{key} must be a string, got {value!r}.")
-    return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}.")
+        return value
+    raise TypeError(f"{key}: unsupported annotation {annotation!r}")
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raise a ConfigError naming ``key`` unless ``value`` is one of ``allowed``: the one rule for every choice,
+    of a config key or of an argument given from Python (such as a backbone's ``llm_family``)."""
     if value not in allowed:
         raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}.")
 

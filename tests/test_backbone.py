@@ -24,12 +24,13 @@ from recbole_galrec.errors import ConfigError  # noqa: E402
 from recbole_galrec.layers.backbone import (  # noqa: E402
     FAMILIES,
     Backbone,
-    _resolve_path,
     build_backbone,
     default_backbone_path,
     hub_offline,
     load_backbone,
 )
+from recbole_galrec.layers.backbone_source import resolve_path  # noqa: E402
+from recbole_galrec.layers.parameters import count_parameters  # noqa: E402
 from recbole_galrec.settings import BackboneSettings  # noqa: E402
 
 TASK_TOKENS = ("[GAL_USER]", "[GAL_PRED]")
@@ -185,13 +186,14 @@ def test_lora_trains_only_adapters_and_task_tokens(name, tokenizer):
     assert "added_embeddings.weight" in changed
     assert any("lora_" in n for n in changed)
     assert all("lora_" in n or n == "added_embeddings.weight" for n in changed), changed
-    assert 0 < backbone.trainable_parameter_count() < sum(p.numel() for p in backbone.parameters())
+    count = count_parameters(backbone)
+    assert 0 < count.trainable < count.total == sum(p.numel() for p in backbone.parameters())
 
 
 def test_frozen_trains_only_task_tokens(tokenizer):
     backbone = _backbone("bert", tokenizer, tuning="frozen")
     assert _changed_after_step(backbone, tokenizer) == {"added_embeddings.weight"}
-    assert backbone.trainable_parameter_count() == len(TASK_TOKENS) * HIDDEN
+    assert count_parameters(backbone).trainable == len(TASK_TOKENS) * HIDDEN
 
 
 def test_full_trains_the_base_model(tokenizer):
@@ -199,7 +201,7 @@ def test_full_trains_the_base_model(tokenizer):
     changed = _changed_after_step(backbone, tokenizer)
     assert "added_embeddings.weight" in changed
     assert any(n.startswith("model.layers.") for n in changed)
-    assert backbone.trainable_parameter_count() == sum(p.numel() for p in backbone.parameters())
+    assert count_parameters(backbone) == (sum(p.numel() for p in backbone.parameters()),) * 2
 
 
 @pytest.mark.parametrize(
@@ -340,7 +342,7 @@ def test_hub_offline_follows_huggingface_hub(monkeypatch):
 
 
 def test_default_and_local_folder_load_local_files_only_when_online(tmp_path, tokenizer, hub, online):
-    assert _resolve_path(None) == (default_backbone_path(), True)
+    assert resolve_path(None) == (default_backbone_path(), True)
     _bert(len(tokenizer)).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     backbone = load_backbone(BackboneSettings(path=str(tmp_path)), added_tokens=TASK_TOKENS)

@@ -13,6 +13,7 @@ from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.data.dataset import training_histories
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.layers.parameters import count_parameters
 from recbole_galrec.layers.prompt import ITEM
 from tests.conftest import REPO_ROOT
 
@@ -24,7 +25,7 @@ TINY = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
 
 def _save_tiny(family: str, folder) -> str:
     """A random tiny model of ``family`` plus the MiniLM tokenizer, saved as a model folder."""
-    from recbole_galrec.layers.backbone import default_backbone_path
+    from recbole_galrec.layers.backbone_source import default_backbone_path
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
     vocab = len(tokenizer)
@@ -217,7 +218,7 @@ def test_length_groups_change_no_score(ml100k):
 
 
 def test_the_prompt_builder_follows_the_model_to_its_device(ml100k):
-    """The builder's cached token ids are not a module's: moving the model moves them too."""
+    """The builder's token ids are buffers of a submodule: moving the model moves them too."""
     model = build_model(ml100k, item_text_mode="tokens")
     assert model.prompts.item_text_ids.device.type == "cpu"
     model.graph = copy.deepcopy(model.graph)  # the dataset's graph is shared with the other tests: not moved
@@ -259,6 +260,9 @@ def test_state_dict_holds_only_trainable_state_and_reloads(ml100k):
     state = model.state_dict()
     assert any("lora_" in k for k in state) and "queues.0.keys" in state
     assert not any(k.startswith("backbone.model.") and "lora_" not in k for k in state)
+    # the prompt builder's token ids are buffers that follow the model, but are rebuilt, never saved
+    assert any(n.startswith("prompts.") for n, _ in model.named_buffers())
+    assert not any(k.startswith("prompts.") for k in state)
     other = build_model(ml100k)
     other.load_state_dict(state)
     for key, value in state.items():
@@ -325,8 +329,7 @@ def test_without_item_id_embeddings_item_tokens_are_the_map_of_their_features(ml
     with_ids = build_model(ml100k, item_text_mode="embedding")
     model = build_model(ml100k, item_text_mode="embedding", item_id_embedding=False)
     assert model.item_id_embedding is None
-    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
-    assert count(with_ids) - count(model) == model.n_items * 32
+    assert count_parameters(with_ids).trainable - count_parameters(model).trainable == model.n_items * 32
     items = torch.arange(model.n_items)
     assert torch.allclose(model.item_vectors(items), model.item_map(model.item_features[items]))
     query = torch.randn(3, 32)

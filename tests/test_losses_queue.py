@@ -1,11 +1,15 @@
-"""InfoNCE against a hand computation; the key queue's order, wrap-around and ragged batches."""
+"""InfoNCE against a hand computation; the key queue's order, wrap-around and ragged batches; the contrastive
+terms' log; parameter counts and the trainable-only state dict."""
 
 import math
 
 import pytest
 import torch
+from torch import nn
 
-from recbole_galrec.layers.losses import info_nce
+from recbole_galrec.layers.contrast import ContrastLog, ContrastTerm
+from recbole_galrec.layers.losses import InfoNCE, info_nce
+from recbole_galrec.layers.parameters import ParameterCount, TrainableStateDict, count_parameters
 from recbole_galrec.layers.queue import KeyQueue
 
 
@@ -83,3 +87,54 @@ def test_queue_of_size_zero_gives_no_negatives():
     queue = KeyQueue(size=0, dim=3)
     queue.enqueue(torch.ones(2, 3))
     assert queue.negatives().shape == (0, 3)
+
+
+def _result(top1: float, columns: int) -> InfoNCE:
+    return InfoNCE(loss=torch.tensor(0.0), top1=torch.tensor(top1), columns=columns)
+
+
+def test_contrast_log_accumulates_per_term_and_names_terms_in_order():
+    log = ContrastLog()
+    log.add(ContrastTerm.L3, _result(0.5, 4), rows=2)
+    log.add(ContrastTerm.L1, _result(1.0, 8), rows=4)
+    log.add(ContrastTerm.L1, _result(0.0, 8), rows=4)
+    assert list(log.summary().items()) == [("L1", (0.5, 0.125)), ("L3", (0.5, 0.25))]
+    log.reset()
+    assert log.summary() == {}
+
+
+def test_contrast_terms_index_module_lists_by_number():
+    assert [(term.name, int(term)) for term in ContrastTerm] == [("L1", 0), ("L2", 1), ("L3", 2)]
+    heads = nn.ModuleList(nn.Linear(2, 2) for _ in ContrastTerm)
+    assert heads[ContrastTerm.L3] is heads[2]
+    assert [name for name, _ in heads.named_parameters()] == [f"{i}.{p}" for i in range(3) for p in ("weight", "bias")]
+
+
+def test_count_parameters_counts_trainable_ones_and_shared_ones_once():
+    shared = nn.Linear(3, 2)  # 8 elements
+    frozen = nn.Linear(2, 1).requires_grad_(False)  # 3 elements
+    assert count_parameters(nn.Sequential(shared, frozen, shared)) == ParameterCount(trainable=8, total=11)
+    assert count_parameters(nn.Sequential()) == ParameterCount(0, 0)
+
+
+class _AroundFrozen(TrainableStateDict, nn.Module):
+    frozen_modules = ("pretrained",)
+
+    def __init__(self):
+        super().__init__()
+        self.pretrained = nn.BatchNorm1d(2).requires_grad_(False)  # frozen weights and persistent buffers
+        self.head = nn.Linear(2, 2)
+        self.queue = KeyQueue(4, 2)
+
+
+def test_trainable_state_dict_keeps_trainable_parameters_and_buffers_outside_frozen_modules():
+    model = _AroundFrozen()
+    state = model.state_dict()
+    assert set(state) == {"head.weight", "head.bias", "queue.keys", "queue.pointer", "queue.filled"}
+    assert set(nn.Sequential(model).state_dict()) == {f"0.{key}" for key in state}  # under a prefix
+    other = _AroundFrozen()
+    other.load_state_dict(state)
+    assert torch.equal(other.head.weight, model.head.weight)
+    message = r"_AroundFrozen checkpoint does not match the model: missing \['head.bias'\]"
+    with pytest.raises(RuntimeError, match=message):
+        other.load_state_dict({k: v for k, v in state.items() if k != "head.bias"})

@@ -8,7 +8,7 @@ import yaml
 
 from recbole_galrec.config import PROPERTIES_DIR
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.settings import GALRecSettings
+from recbole_galrec.settings import GALRecSettings, _typed, check_choice
 
 YAML_FILE = PROPERTIES_DIR / "model" / "GALRec.yaml"
 
@@ -46,7 +46,7 @@ def test_item_id_embedding_is_read_from_the_config_and_old_settings_keep_their_i
     with pytest.raises(ConfigError, match="GALRec config keys missing: item_id_embedding"):
         GALRecSettings.from_config(values)
     assert GALRecSettings.from_config(defaults() | {"item_id_embedding": False}).item_id_embedding is False
-    # settings pickled in a checkpoint before the key existed: the model they built had item id embeddings
+    # settings unpickled from a checkpoint whose pickle lacks the field: that model has item id embeddings
     old = pickle.loads(pickle.dumps(GALRecSettings.from_config(defaults() | {"item_id_embedding": False})))
     del old.__dict__["item_id_embedding"]
     assert pickle.loads(pickle.dumps(old)).item_id_embedding is True
@@ -128,3 +128,29 @@ def test_every_galrec_key_fails_before_the_dataset_is_loaded(workdir, monkeypatc
         message = capsys.readouterr().err
         expected = field.name if mistake == "bad value" else f"Unknown GALRec config keys: {field.name[:-1]}"
         assert message.startswith("error: ") and expected in message, (argument, message)
+
+
+def test_types_are_read_from_the_annotation_not_its_spelling():
+    from typing import Optional  # the other spelling of X | None, on purpose
+
+    assert _typed("k", None, int | None) is None
+    assert _typed("k", None, Optional[int]) is None  # noqa: UP045
+    assert _typed("k", 3, Optional[int]) == 3  # noqa: UP045
+    assert _typed("k", "q", list[str] | None) == ["q"]
+    assert _typed("k", 2, float) == 2.0 and isinstance(_typed("k", 2, float), float)
+    with pytest.raises(ConfigError, match="k must be set"):
+        _typed("k", None, dict[str, str])
+    with pytest.raises(ConfigError, match="k must be an integer, got 1.5"):
+        _typed("k", 1.5, int | None)
+    with pytest.raises(ConfigError, match="k must be a string, got 1"):
+        _typed("k", 1, str)
+    with pytest.raises(TypeError, match="unsupported annotation"):
+        _typed("k", (1,), tuple[int])
+    with pytest.raises(TypeError, match="unsupported annotation"):
+        _typed("k", 1, int | str)
+
+
+def test_one_choice_rule_for_keys_and_arguments():
+    check_choice("llm_family", "decoder", ("encoder", "decoder"))
+    with pytest.raises(ConfigError, match=r"^llm_family must be one of encoder, decoder; got 'seq2seq'\.$"):
+        check_choice("llm_family", "seq2seq", ("encoder", "decoder"))

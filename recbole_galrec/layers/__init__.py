@@ -1,3 +1,6 @@
-"""GALRec's building blocks, each a module of its own: the language-model backbone (:mod:`.backbone`), prompt
-assembly (:mod:`.prompt`), the InfoNCE loss (:mod:`.losses`), the MoCo key queue (:mod:`.queue`) and momentum
-copy (:mod:`.moco`). They know no RecBole run: the model class (:mod:`recbole_galrec.model.galrec`) ties them."""
+"""GALRec's building blocks, each a module of its own: the language-model backbone (:mod:`.backbone`; where it
+loads from, :mod:`.backbone_source`; how a loaded model is shaped and tuned, :mod:`.backbone_setup`), prompt
+assembly (:mod:`.prompt`), soft tokens (:mod:`.tokens`), the InfoNCE loss (:mod:`.losses`), the contrastive terms
+(:mod:`.contrast`), the MoCo key queue (:mod:`.queue`) and momentum copy (:mod:`.moco`), the states the model's
+passes hand each other (:mod:`.states`) and parameter counts and trainable-only state dicts (:mod:`.parameters`).
+They know no RecBole run: the model class (:mod:`recbole_galrec.model.galrec`) ties them."""

