@@ -5,17 +5,18 @@ RecBole's ``recbole.quick_start`` is not used: it imports ray (which needs ``pkg
 FLOPs by deep-copying the model, which is costly with a language model inside.
 """
 
-import json
 import logging
 import os
 import time
 from logging import getLogger
+from typing import NamedTuple
 
 from recbole_galrec.config import build_config, requested_processes
 from recbole_galrec.errors import ConfigError
-from recbole_galrec.running import distributed
+from recbole_galrec.running import distributed, progress
 from recbole_galrec.running.model_inputs import prepare
 from recbole_galrec.running.per_user import PerUserRecorder, write_per_user
+from recbole_galrec.running.result import RunResult
 from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
 
 
@@ -36,6 +37,189 @@ def dataset_statistics(dataset) -> dict:
     }
 
 
+def run_recbole_galrec(
+    model: str,
+    dataset: str,
+    config_file_list: list[str] | None = None,
+    config_dict: dict | None = None,
+    saved: bool = True,
+    result_file: str | None = None,
+    per_user_file: str | None = None,
+    resume: str | None = None,
+) -> RunResult:
+    """Train and evaluate ``model`` on ``dataset`` and return (and optionally write) the result.
+
+    Args:
+        model: GALRec or any RecBole model name.
+        dataset: dataset name (``ml-100k`` works offline with no ``data_path``).
+        config_file_list: YAML files, later files winning.
+        config_dict: overrides that win over every file.
+        saved: keep the best checkpoint and reload it for the test phase.
+        result_file: where to write the result as JSON (``None``: not written).
+        per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
+            (:mod:`recbole_galrec.running.per_user`; ``None``: not written).
+        resume: a checkpoint of an interrupted run with the same settings (best or ``-last``) to continue from.
+
+    Returns:
+        The run's :class:`~recbole_galrec.running.result.RunResult` (its fields say what each value is). With
+        ``nproc: N`` or under torchrun several processes train (:mod:`recbole_galrec.running.distributed`): the
+        first process's result is returned, and only that process writes the result, log and checkpoint files.
+    """
+    nproc = requested_processes(config_file_list or [], config_dict)
+    args = (model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume)
+    if not distributed.launched():
+        if nproc == 1:
+            return _run(*args)
+        build_config(model, dataset, config_file_list, config_dict)  # every key checked before the processes start
+        return distributed.spawn(nproc, run_recbole_galrec, *args)
+    process = distributed.process_keys()
+    if nproc not in (1, process["nproc"]):
+        raise ConfigError(
+            f"nproc={nproc}, but {process['nproc']} processes per machine were started (torchrun's --nproc_per_node). "
+            "Give the same number or leave nproc out."
+        )
+    distributed.patch_recbole()
+    try:
+        return _run(*args, process)
+    finally:
+        distributed.close()
+
+
+class _Fit(NamedTuple):
+    best_valid_score: float
+    best_valid_result: dict | None
+    seconds: float  # the whole of fit, validations included
+
+
+class _Test(NamedTuple):
+    result: dict
+    seconds: float
+    per_user: object  # the per-user metrics' frame; None when the evaluation gave no top-k data
+
+
+def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume, process=None):
+    """One process's run (the only one, or one of several: then only the first process writes files)."""
+    from recbole.utils import init_seed
+
+    config = build_config(model, dataset, config_file_list, config_dict, process)
+    init_seed(config["seed"], config["reproducibility"])
+    logger = _start_logging(config)
+    dataset, train_data, valid_data, test_data = load_data(config)
+    logger.info(dataset)
+    statistics = dataset_statistics(dataset)
+    with distributed.main_process_first():  # the first process trains or reads the external models, the others read
+        prepare(config, train_data)
+    model = construct_model(config, train_data)
+    logger.info(model)
+    parameters = count_parameters(model)
+    logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
+    trainer = construct_trainer(config, model)
+    if resume:
+        trainer.resume_checkpoint(resume)
+    fit = _fit(trainer, train_data, valid_data, saved, config["show_progress"])
+    test = _test(trainer, test_data, saved, config["show_progress"])
+    per_user_file = _write_per_user(test.per_user, per_user_file, logger)
+    checkpoint = trainer.saved_model_file if saved else None
+    result = _result(config, statistics, parameters, trainer, fit, test, checkpoint, per_user_file)
+    logger.info(f"best valid : {result.best_valid_result}")
+    logger.info(f"test result: {result.test_result}")
+    if result_file and distributed.rank() == 0:
+        result.write(result_file)
+        logger.info(f"result written to {result_file}")
+    return result
+
+
+def _start_logging(config) -> logging.Logger:
+    """RecBole's logger (console and log file) in the first process, errors only, to the console, in the others;
+    then the config and the run's plan, logged and emitted (:mod:`recbole_galrec.running.progress`)."""
+    from recbole.utils import init_logger
+
+    if distributed.rank() == 0:
+        init_logger(config)
+    else:
+        root = logging.getLogger()
+        root.setLevel(logging.ERROR)
+        root.addHandler(logging.StreamHandler())
+    logger = getLogger()
+    logger.info(config)
+    logger.info(
+        f"run plan: at most {config['epochs']} epochs, validation every {config['eval_step']} epoch(s), "
+        f"early stopping after {config['stopping_step']} validations without improvement"
+    )
+    progress.plan(config)
+    return logger
+
+
+def _fit(trainer, train_data, valid_data, saved: bool, show_progress: bool) -> _Fit:
+    start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show_progress)
+    return _Fit(best_valid_score, best_valid_result, time.perf_counter() - start)
+
+
+def _test(trainer, test_data, saved: bool, show_progress: bool) -> _Test:
+    """The test result (of the best checkpoint when one was saved), its seconds, and its per-user metrics."""
+    recorder = PerUserRecorder(trainer, test_data._dataset.uid_field)  # the test pass only
+    start = time.perf_counter()
+    try:
+        result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show_progress)
+    finally:
+        recorder.close()
+    seconds = time.perf_counter() - start
+    return _Test(result, seconds, recorder.frame(test_data._dataset))
+
+
+def _write_per_user(per_user, per_user_file: str | None, logger) -> str | None:
+    """Write the per-user metrics to ``per_user_file`` (the first process only); the file the result names."""
+    if per_user is None:
+        logger.warning("no per-user test metrics: this evaluation gave no top-k data to take them from")
+        return None
+    if per_user_file and distributed.rank() == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(per_user_file)), exist_ok=True)
+        write_per_user(per_user, per_user_file)
+        logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
+    return per_user_file or None
+
+
+def _floats(metrics: dict | None) -> dict[str, float]:
+    return {key: float(value) for key, value in (metrics or {}).items()}
+
+
+def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, checkpoint, per_user_file) -> RunResult:
+    """The run's result, from its config, its trainer's records, its fit and its test."""
+    epochs_run = len(trainer.train_loss_dict)
+    train_pass_seconds = sum(trainer.epoch_seconds)
+    test_users = len(test.per_user) if test.per_user is not None else None
+    return RunResult(
+        model=config["model"],
+        dataset=config["dataset"],
+        dataset_statistics=statistics,
+        parameters=parameters,
+        best_valid_score=float(fit.best_valid_score),
+        valid_score_bigger=config["valid_metric_bigger"],
+        best_valid_result=_floats(fit.best_valid_result),
+        test_result=_floats(test.result),
+        # RecBole counts validations without improvement in cur_step; the best epoch lies that many
+        # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
+        best_valid_epoch=epochs_run - 1 - trainer.cur_step * trainer.eval_step,
+        epochs_run=epochs_run,
+        max_epochs=config["epochs"],
+        stopped_early=epochs_run < config["epochs"],
+        train_seconds=fit.seconds,
+        seconds_per_epoch=train_pass_seconds / max(len(trainer.epoch_seconds), 1),
+        valid_seconds=sum(seconds for _, _, seconds in trainer.validations),
+        test_seconds=test.seconds,
+        time_to_best_seconds=_time_to_best(trainer.validations, float(fit.best_valid_score)),
+        train_samples=trainer.train_samples,
+        train_samples_per_second=_per_second(trainer.train_samples, train_pass_seconds),
+        test_users=test_users,
+        users_scored_per_second=_per_second(test_users, test.seconds) if test_users else None,
+        checkpoint=checkpoint,
+        per_user_file=per_user_file,
+        processes=distributed.world_size(),
+        peak_gpu_memory_bytes=_peak_gpu_memory(config["device"]),
+    )
+
+
 def _time_to_best(validations: list[tuple[float, float, float]], best: float) -> float | None:
     """Seconds from the start of training to the end of the first validation that reached the best score."""
     return next((seconds for score, seconds, _ in validations if score == best), None)
@@ -52,163 +236,3 @@ def _peak_gpu_memory(device) -> int | None:
 
 def _per_second(count: float, seconds: float) -> float | None:
     return count / seconds if seconds > 0 else None
-
-
-def run_recbole_galrec(
-    model: str,
-    dataset: str,
-    config_file_list: list[str] | None = None,
-    config_dict: dict | None = None,
-    saved: bool = True,
-    result_file: str | None = None,
-    per_user_file: str | None = None,
-    resume: str | None = None,
-) -> dict:
-    """Train and evaluate ``model`` on ``dataset`` and return (and optionally write) the result.
-
-    Args:
-        model: GALRec or any RecBole model name.
-        dataset: dataset name (``ml-100k`` works offline with no ``data_path``).
-        config_file_list: YAML files, later files winning.
-        config_dict: overrides that win over every file.
-        saved: keep the best checkpoint and reload it for the test phase.
-        result_file: where to write the result as JSON (``None``: not written).
-        per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
-            (:mod:`recbole_galrec.running.per_user`; ``None``: not written).
-        resume: a checkpoint of an interrupted run with the same settings (best or ``-last``) to continue from.
-
-    Returns:
-        ``{"model", "dataset", "dataset_statistics", "parameters", "best_valid_score",
-        "valid_score_bigger", "best_valid_result", "test_result", "best_valid_epoch", "epochs_run",
-        "max_epochs", "stopped_early", "train_seconds", "seconds_per_epoch", "valid_seconds", "test_seconds",
-        "time_to_best_seconds", "train_samples", "train_samples_per_second", "test_users",
-        "users_scored_per_second", "checkpoint", "per_user_file", "peak_gpu_memory_bytes", "processes"}``.
-        ``train_seconds`` is the whole of ``fit`` (validation included); ``seconds_per_epoch`` the mean training
-        pass alone;
-        ``train_samples_per_second`` the training samples (prompts for GALRec) of all training passes over
-        their seconds; ``time_to_best_seconds`` from the start of ``fit`` to the end of the validation that
-        gave the best score; ``users_scored_per_second`` the test users over ``test_seconds``;
-        ``stopped_early`` False when training ran all ``max_epochs`` (``epochs``) epochs;
-        ``peak_gpu_memory_bytes`` the most GPU memory torch held (None off a GPU; the first process's in a
-        multi-process run); ``processes`` how many processes trained (``nproc: N`` or torchrun,
-        :mod:`recbole_galrec.running.distributed`: only the first one writes the result, log and checkpoint files).
-    """
-    nproc = requested_processes(config_file_list or [], config_dict)
-    if not distributed.launched():
-        if nproc == 1:
-            return _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume)
-        build_config(model, dataset, config_file_list, config_dict)  # every key checked before the processes start
-        args = (model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume)
-        return distributed.spawn(nproc, run_recbole_galrec, *args)
-    process = distributed.process_keys()
-    if nproc not in (1, process["nproc"]):
-        raise ConfigError(
-            f"nproc={nproc}, but {process['nproc']} processes per machine were started (torchrun's --nproc_per_node). "
-            "Give the same number or leave nproc out."
-        )
-    try:
-        return _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume, process)
-    finally:
-        distributed.close()
-
-
-def _init_logging(config) -> None:
-    """RecBole's logger (console and log file) in the first process; errors only, to the console, in the others."""
-    from recbole.utils import init_logger
-
-    if distributed.rank() == 0:
-        init_logger(config)
-    else:
-        root = logging.getLogger()
-        root.setLevel(logging.ERROR)
-        root.addHandler(logging.StreamHandler())
-
-
-def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_user_file, resume, process=None):
-    """One process's run (the only one, or one of several: then only the first process writes files)."""
-    from recbole.utils import init_seed
-
-    config = build_config(model, dataset, config_file_list, config_dict, process)
-    writes = distributed.rank() == 0
-    init_seed(config["seed"], config["reproducibility"])
-    _init_logging(config)
-    logger = getLogger()
-    logger.info(config)
-    logger.info(
-        f"run plan: at most {config['epochs']} epochs, validation every {config['eval_step']} epoch(s), "
-        f"early stopping after {config['stopping_step']} validations without improvement"
-    )
-
-    dataset, train_data, valid_data, test_data = load_data(config)
-    logger.info(dataset)
-    statistics = dataset_statistics(dataset)
-    with distributed.main_process_first():  # the first process trains or reads the external models, the others read
-        prepare(config, train_data)
-    model = construct_model(config, train_data)
-    logger.info(model)
-    parameters = count_parameters(model)
-    logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
-
-    trainer = construct_trainer(config, model)
-    if resume:
-        trainer.resume_checkpoint(resume)
-    start = time.perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
-    train_seconds = time.perf_counter() - start
-    recorder = PerUserRecorder(trainer, test_data._dataset.uid_field)  # the test pass only
-    start = time.perf_counter()
-    try:
-        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
-    finally:
-        recorder.close()
-    test_seconds = time.perf_counter() - start
-    per_user = recorder.frame(test_data._dataset)
-    if per_user is None:
-        logger.warning("no per-user test metrics: this evaluation gave no top-k data to take them from")
-    elif per_user_file and writes:
-        os.makedirs(os.path.dirname(os.path.abspath(per_user_file)), exist_ok=True)
-        write_per_user(per_user, per_user_file)
-        logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
-    test_users = len(per_user) if per_user is not None else None
-    epochs_run = len(trainer.train_loss_dict)
-    logger.info(f"best valid : { {k: float(v) for k, v in (best_valid_result or {}).items()} }")
-    logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
-
-    result = {
-        "model": config["model"],
-        "dataset": config["dataset"],
-        "dataset_statistics": statistics,
-        "parameters": parameters,
-        "best_valid_score": float(best_valid_score),
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
-        "test_result": {k: float(v) for k, v in test_result.items()},
-        # RecBole counts validations without improvement in cur_step; the best epoch lies that many
-        # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
-        "best_valid_epoch": epochs_run - 1 - trainer.cur_step * trainer.eval_step,
-        "epochs_run": epochs_run,
-        "max_epochs": config["epochs"],
-        "stopped_early": epochs_run < config["epochs"],
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": sum(trainer.epoch_seconds) / max(len(trainer.epoch_seconds), 1),
-        "valid_seconds": sum(seconds for _, _, seconds in trainer.validations),
-        "test_seconds": test_seconds,
-        "time_to_best_seconds": _time_to_best(trainer.validations, float(best_valid_score)),
-        "train_samples": trainer.train_samples,
-        "train_samples_per_second": _per_second(trainer.train_samples, sum(trainer.epoch_seconds)),
-        "test_users": test_users,
-        "users_scored_per_second": _per_second(test_users, test_seconds) if test_users else None,
-        "checkpoint": trainer.saved_model_file if saved else None,
-        "per_user_file": per_user_file if per_user is not None and per_user_file else None,
-        "processes": distributed.world_size(),
-        "peak_gpu_memory_bytes": _peak_gpu_memory(config["device"]),
-    }
-    if result_file and writes:
-        folder = os.path.dirname(os.path.abspath(result_file))
-        os.makedirs(folder, exist_ok=True)
-        with open(result_file, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-        logger.info(f"result written to {result_file}")
-    return result

