@@ -175,6 +175,10 @@ def build_config(
     # dataset hook, the preparation step, the model and the trainer read.
     settings_class = getattr(model_class, "settings_class", None)
     config.settings = settings_class.from_config(config) if settings_class is not None else None
+    # A key neither RecBole nor this package reads is named in a warning (RecBole would keep it silently); in a
+    # multi-process run, by the first process only.
+    if not process or not process.get("local_rank"):
+        recbole_keys.warn_unknown_keys(given)
     recbole_keys.settle_device(config)
     _check_half_precision(config)
     return config

@@ -4,14 +4,24 @@ RecBole reads most of these keys only where it uses them (``epochs`` in the trai
 at the first validation), so on its own a bad value fails minutes into a run, with a traceback. :func:`check`
 stops a run before any data is read, with a :class:`~recbole_galrec.errors.ConfigError` naming the key, the
 value and what is allowed. The limits are those of RecBole 1.2.1's config, trainer and evaluator: a value
-that RecBole runs with is never refused. :func:`settle_device` makes ``use_gpu`` mean what it says.
+that RecBole runs with is never refused. This package's own data key ``duplicate_interactions`` is checked the
+same way (:data:`PACKAGE_RULES`). :func:`settle_device` makes ``use_gpu`` mean what it says.
+
+RecBole keeps a key it does not know without a word, so a misspelt one (``lerning_rate``) leaves the default in
+place: :func:`warn_unknown_keys` names each given key that neither RecBole nor this package reads, with the nearest
+known key (:func:`known_keys`).
 """
 
+import difflib
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+
+import yaml
 
 from recbole_galrec.errors import ConfigError, DataError
 
@@ -109,15 +119,21 @@ RULES: dict[str, Rule] = {
     "nproc": Rule("int", low=1, note="processes of the run"),
 }
 
+# This package's own data keys (properties/overall.yaml), checked like RecBole's.
+PACKAGE_RULES: dict[str, Rule] = {
+    "duplicate_interactions": Rule("str", choices=("error", "drop"), note="repeated rows of the .inter file"),
+}
+
 # The keys RecBole's Config reads while it is built; a bad one can make it fail with a message that does not
 # name the key, so build_config checks these among the given values when RecBole rejects a configuration.
 READ_BY_RECBOLE_CONFIG = ("metrics", "topk", "valid_metric")
 
 
 def check(values: Mapping) -> None:
-    """Check every key of :data:`RULES` present in ``values`` (a RecBole ``final_config_dict``), then the keys
-    that must agree: ``metrics`` of one kind, ``valid_metric`` among ``metrics`` and ``topk``."""
-    for key, rule in RULES.items():
+    """Check every key of :data:`RULES` and :data:`PACKAGE_RULES` present in ``values`` (a RecBole
+    ``final_config_dict``), then the keys that must agree: ``metrics`` of one kind, ``valid_metric`` among
+    ``metrics`` and ``topk``."""
+    for key, rule in (RULES | PACKAGE_RULES).items():
         if key in values and not rule.accepts(values[key]):
             raise ConfigError(f"{key} must be {rule.describe()}, got {values[key]!r}.")
     _check_metrics(values)
@@ -171,6 +187,53 @@ def _check_metrics(values: Mapping) -> None:
             )
     if not has_cutoff and at:
         raise ConfigError(f"valid_metric {valid_metric!r}: {name} has no cut-off; write {name}.")
+
+
+# A key read from a config in code: config["key"], config_dict['key'], final_config_dict["key"].
+_KEY_READ = re.compile(r"""config(?:_dict)?\[\s*["'](\w+)["']\s*\]""")
+
+
+@cache
+def known_keys() -> frozenset[str]:
+    """Every config key RecBole 1.2.1 or this package reads, read once: the top-level keys of RecBole's property
+    files (overall, every model's, the dataset and quick-start ones), of its argument lists and of this package's
+    property files, and every key either package's code reads from a config (``config["key"]``: the keys RecBole's
+    ``Config`` sets itself, ``encoding``, the multi-process keys, ...)."""
+    import recbole
+    from recbole.utils import argument_list
+
+    recbole_dir = Path(recbole.__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parent
+    keys = {key for name in dir(argument_list) if name.endswith("_arguments") for key in getattr(argument_list, name)}
+    for folder in (recbole_dir / "properties", package_dir / "properties"):
+        for path in folder.rglob("*.yaml"):
+            if path.name not in ("url.yaml", "kg_url.yaml"):  # dataset names, not keys
+                content = yaml.safe_load(path.read_text(encoding="utf-8"))
+                keys.update(content if isinstance(content, dict) else {})
+    for folder in (recbole_dir, package_dir):
+        for path in folder.rglob("*.py"):
+            keys.update(_KEY_READ.findall(path.read_text(encoding="utf-8")))
+    return frozenset(keys)
+
+
+_keys_warned: set[str] = set()
+
+
+def warn_unknown_keys(given: Mapping) -> None:
+    """Log a warning, once per process, for each key the user gave (config files, ``config_dict``, the command
+    line) that neither RecBole nor this package reads, with the nearest known key: RecBole keeps an unknown key
+    without a word, so a misspelt one (``lerning_rate``) silently leaves the default in place."""
+    known = known_keys()
+    for key in given:
+        if not isinstance(key, str) or key in known or key in _keys_warned:
+            continue
+        _keys_warned.add(key)
+        nearest = difflib.get_close_matches(key, sorted(known), 1)
+        hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+        logger.warning(
+            f"Unknown config key '{key}'{hint}: neither RecBole nor recbole_galrec reads it, so it changes nothing. "
+            "Check its spelling (keys are case-sensitive)."
+        )
 
 
 _cpu_warning_given = False

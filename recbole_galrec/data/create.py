@@ -7,6 +7,7 @@ from logging import getLogger
 import yaml
 
 from recbole_galrec.data import dataset as plugin_datasets
+from recbole_galrec.data.atomic import Reading, check_atomic_files, tsv_reading
 from recbole_galrec.errors import DatasetNotFoundError
 
 DATA_SECTION = "the 'Datasets' section of the README"
@@ -21,14 +22,16 @@ def _recbole_downloadable() -> set[str]:
         return set(yaml.safe_load(f))
 
 
-def check_dataset_files(config) -> None:
-    """Fail early, with a message, when a dataset's interaction file is absent and cannot be downloaded."""
+def check_dataset_files(config) -> Reading:
+    """Fail early, with a message, when a dataset's interaction file is absent and cannot be downloaded, or when
+    an atomic file the run loads is malformed (:func:`recbole_galrec.data.atomic.check_atomic_files`); return how
+    RecBole must read the files (:func:`recbole_galrec.data.atomic.tsv_reading`)."""
     name, folder = config["dataset"], config["data_path"]
     inter_file = os.path.join(folder, f"{name}.inter")
-    if os.path.isfile(inter_file):
-        return
+    if os.path.isfile(inter_file) or config["benchmark_filename"]:
+        return check_atomic_files(config)
     if name in _recbole_downloadable():
-        return  # RecBole downloads it; create_dataset turns a failed download into a clear error
+        return Reading()  # RecBole downloads it (checked as it is read); a failed download becomes a clear error
     raise DatasetNotFoundError(
         f"Dataset '{name}' not found: expected its atomic files in '{folder}' "
         f"(at least '{name}.inter', and '{name}.item' for item text), and '{name}' is not a dataset "
@@ -44,15 +47,17 @@ def get_dataset_class(model_name: str):
 
 def create_dataset(config):
     """Build the dataset of ``config``: ``recbole_galrec.data.dataset.<Model>Dataset`` when the model
-    has one, else RecBole's choice by model type."""
-    check_dataset_files(config)
+    has one, else RecBole's choice by model type. Its atomic files are checked first and read as tab-separated
+    text without quoting (:mod:`recbole_galrec.data.atomic`)."""
+    reading = check_dataset_files(config)
     dataset_class = get_dataset_class(config["model"])
     try:
-        if dataset_class is not None:
-            return dataset_class(config)
-        from recbole.data import create_dataset as recbole_create_dataset
+        with tsv_reading(config, reading):
+            if dataset_class is not None:
+                return dataset_class(config)
+            from recbole.data import create_dataset as recbole_create_dataset
 
-        return recbole_create_dataset(config)
+            return recbole_create_dataset(config)
     except (urllib.error.URLError, OSError) as err:
         if os.path.isfile(os.path.join(config["data_path"], f"{config['dataset']}.inter")):
             raise
