@@ -15,7 +15,7 @@ from recbole_galrec.config import build_config, requested_processes
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.running import distributed, progress
 from recbole_galrec.running.model_inputs import prepare
-from recbole_galrec.running.per_user import PerUserRecorder, write_per_user
+from recbole_galrec.running.per_user import PER_USER_METRICS, PerUserRecorder, write_per_user
 from recbole_galrec.running.result import RunResult
 from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
 
@@ -93,6 +93,7 @@ class _Fit(NamedTuple):
 
 class _Test(NamedTuple):
     result: dict
+    filtered: dict | None  # the same metrics under the viewed-filtered protocol
     seconds: float
     per_user: object  # the per-user metrics' frame; None when the evaluation gave no top-k data
 
@@ -114,6 +115,7 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
     parameters = count_parameters(model)
     logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
     trainer = construct_trainer(config, model)
+    trainer.filter_viewed(train_data, valid_data, test_data)  # both protocols at every evaluation
     if resume:
         trainer.resume_checkpoint(resume)
     fit = _fit(trainer, train_data, valid_data, saved, config["show_progress"])
@@ -165,7 +167,12 @@ def _test(trainer, test_data, saved: bool, show_progress: bool) -> _Test:
     finally:
         recorder.close()
     seconds = time.perf_counter() - start
-    return _Test(result, seconds, recorder.frame(test_data._dataset))
+    per_user = recorder.frame(test_data._dataset)
+    if per_user is not None and trainer.last_filtered is not None:
+        columns = trainer.last_filtered.row_columns(test_data._dataset, trainer.viewed.item_counts(), PER_USER_METRICS)
+        if all(len(values) == len(per_user) for values in columns.values()):
+            per_user = per_user.assign(**columns)
+    return _Test(result, trainer.filtered_result, seconds, per_user)
 
 
 def _write_per_user(per_user, per_user_file: str | None, logger) -> str | None:
@@ -198,6 +205,9 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         valid_score_bigger=config["valid_metric_bigger"],
         best_valid_result=_floats(fit.best_valid_result),
         test_result=_floats(test.result),
+        eval_protocol=config["eval_protocol"] or "recbole",
+        valid_viewed_filtered=_floats(trainer.best_valid_filtered) if trainer.best_valid_filtered else None,
+        test_viewed_filtered=_floats(test.filtered) if test.filtered else None,
         # RecBole counts validations without improvement in cur_step; the best epoch lies that many
         # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
         best_valid_epoch=epochs_run - 1 - trainer.cur_step * trainer.eval_step,

@@ -122,6 +122,7 @@ RULES: dict[str, Rule] = {
 # This package's own data keys (properties/overall.yaml), checked like RecBole's.
 PACKAGE_RULES: dict[str, Rule] = {
     "duplicate_interactions": Rule("str", choices=("error", "drop"), note="repeated rows of the .inter file"),
+    "eval_protocol": Rule("str", choices=("recbole", "viewed_filtered"), note="the protocol that picks the best epoch"),
 }
 
 # The keys RecBole's Config reads while it is built; a bad one can make it fail with a message that does not

@@ -118,3 +118,39 @@ def test_per_user_file_round_trip_is_byte_stable(tmp_path):
     back = read_per_user(tmp_path / "a.csv.gz")
     assert list(back.columns) == list(PER_USER_METRICS) and back.index.dtype == object
     assert np.allclose(back.loc[USERS, "ndcg@10"], data["ndcg@10"], atol=1e-6)
+
+
+def test_the_report_shows_both_protocols_and_where_a_model_helps(tmp_path):
+    """Per-user files with the filtered columns and the group columns: the comparison covers both protocols and
+    the report has the filtered columns, the protocols' line and a breakdown by popularity and history."""
+    rng = np.random.default_rng(0)
+    counts, lengths = rng.integers(0, 100, len(USERS)), rng.integers(3, 40, len(USERS))
+
+    def full(values):
+        data = frame(values)
+        return data.assign(
+            **{"ndcg@10_filtered": values * 1.3, "hit@10_filtered": data["hit@10"], "mrr@10_filtered": values / 2},
+            item_count=counts,
+            history_len=lengths,
+        )
+
+    ref, model = synthetic(1), synthetic(2, shift=0.1)
+    results = results_with(tmp_path, {("R", 1): full(ref), ("M", 1): full(model)})
+    for run in results["runs"]:
+        run["test_viewed_filtered"] = {"ndcg@10": 0.2, "hit@10": 0.3}
+    results["comparisons"] = stats.compare(results, tmp_path, "R")
+    entry = results["comparisons"]["models"]["M"]
+    assert entry["ndcg@10_filtered"]["mean"] == pytest.approx(1.3 * entry["ndcg@10"]["mean"])
+    groups = entry["breakdown"]["popularity"]
+    assert groups[0]["group"] == "0-4" and sum(g["ndcg@10"]["users"] for g in groups) == len(USERS)
+    assert {"ndcg@10", "ndcg@10_filtered"} <= set(groups[0])
+    text = benchmark.markdown_table(results)
+    assert "ndcg@10 filtered" in text and "filtered ndcg@10 vs R" in text and "viewed filtered" in text
+    assert "## Where each model gains or loses against R" in text
+    assert "M by test item's training users:" in text and "M by user's earlier items:" in text
+    # runs recorded before the filtered protocol: no filtered comparison, and the report still renders
+    old = results_with(tmp_path, {("R", 1): frame(ref), ("M", 1): frame(model)})
+    old["comparisons"] = stats.compare(old, tmp_path, "R")
+    assert "ndcg@10_filtered" not in old["comparisons"]["models"]["M"]
+    assert old["comparisons"]["models"]["M"]["breakdown"] == {}
+    assert "## Where each model gains" not in benchmark.markdown_table(old)

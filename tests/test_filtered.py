@@ -20,10 +20,10 @@ def test_mask_sets_earlier_items_to_minus_infinity_and_keeps_the_positives():
     assert scores[0, 3] == 3.0  # the input is not changed
 
 
-def test_positive_ranks_count_the_items_scored_strictly_higher():
+def test_positive_ranks_count_the_items_scored_at_least_as_high():
     scores = torch.tensor([[0.1, 0.9, 0.5, 0.5], [0.3, 0.2, 0.1, 0.0], [1.0, 1.0, 1.0, 1.0]])
     ranks = positive_ranks(scores, torch.tensor([0, 1, 2, 2]), torch.tensor([2, 0, 1, 2]))
-    assert ranks.tolist() == [2, 1, 0]  # row 2 has two positives: no single rank
+    assert ranks.tolist() == [3, 1, 0]  # row 0: a tie counts against the item; row 2 has two positives
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def _both(trainer, eval_data, history, uid_field):
         result = trainer.evaluate(eval_data, load_best_model=False)
     finally:
         filtered.close()
-    return result, filtered.result(), filtered
+    return result, filtered.finish(), filtered
 
 
 def test_a_model_that_ranks_history_first_gains_from_filtering(ml100k, monkeypatch):
@@ -147,3 +147,25 @@ def test_recboles_own_result_is_unchanged_by_the_filtered_pass(ml100k):
     assert recbole == expected
     assert type(test_data).__name__ == "FullSortEvalDataLoader"
     assert filtered["ndcg@10"] >= recbole["ndcg@10"]  # on data without repeats filtering cannot lower a metric
+
+
+def test_a_run_reports_both_protocols_and_the_per_user_file_agrees(workdir):
+    """Through the quick start: the result holds both protocols; the per-user file's columns average to them;
+    eval_protocol viewed_filtered makes the filtered validation pick the best epoch."""
+    import pandas as pd
+
+    from recbole_galrec import run_recbole_galrec
+
+    settings = {**TINY_SASREC, "epochs": 2, "eval_protocol": "viewed_filtered"}
+    result = run_recbole_galrec("SASRec", "ml-100k", config_dict=settings, per_user_file="users.csv.gz")
+    assert result.eval_protocol == "viewed_filtered"
+    assert result.best_valid_score == result.valid_viewed_filtered["ndcg@10"]
+    assert result.best_valid_score > result.best_valid_result["ndcg@10"]  # SASRec ranks history items high
+    users = pd.read_csv("users.csv.gz")
+    for key in ("ndcg@10", "hit@10"):
+        assert users[key].mean() == pytest.approx(result.test_result[key], abs=5e-5)
+        assert users[f"{key}_filtered"].mean() == pytest.approx(result.test_viewed_filtered[key], abs=5e-5)
+    assert (users["rank_filtered"] <= users["rank"]).all() and (users["rank"] >= 1).all()
+    assert (users.loc[users["rank"] <= 10, "hit@10"] == 1).all()  # in the top 10 however ties are broken
+    assert ((users["rank"] <= 10) == (users["hit@10"] == 1)).mean() > 0.99
+    assert (users["item_count"] >= 0).all() and (users["history_len"] >= 3).all()

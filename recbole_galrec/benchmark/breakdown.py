@@ -17,6 +17,7 @@ import pandas as pd
 
 POPULARITY = "item_count"  # per-user column: training users of the test item
 HISTORY = "history_len"  # per-user column: the user's items before the test item
+GROUP_COLUMNS = (POPULARITY, HISTORY)
 COLD_LIMIT = 4  # the first popularity group: test items with 0 to 4 training users
 QUANTILES = 5
 
@@ -102,3 +103,50 @@ def breakdown(model: pd.DataFrame, reference: pd.DataFrame, groups_from: pd.Data
             rows.append(row)
         result[name] = rows
     return result
+
+
+GROUP_TITLES = {
+    "popularity": "test item's training users",
+    "history": "user's earlier items",
+}
+
+
+def breakdown_lines(comparisons: dict | None, order: list[str]) -> list[str]:
+    """Markdown section: per model with a breakdown, one table per grouping (rows: groups; columns: users, the
+    reference's and the model's mean NDCG@10, relative difference and p, under each protocol present)."""
+    models = (comparisons or {}).get("models") or {}
+    reference = (comparisons or {}).get("reference")
+    chosen = [label for label in order if (models.get(label) or {}).get("breakdown")]
+    if not chosen:
+        return []
+    lines = [
+        "",
+        f"## Where each model gains or loses against {reference}",
+        "",
+        "Test users grouped by their test item's training users (0-4, then quintiles of the rest) and by their "
+        "number of earlier items (quintiles); per group the mean NDCG@10 of both models, the relative difference "
+        "and the p-value of a two-sided Wilcoxon signed-rank test over the group's users (seed means).",
+    ]
+    for label in chosen:
+        for grouping, rows in models[label]["breakdown"].items():
+            metrics = [m for m in rows[0] if m != "group"] if rows else []
+            header = [GROUP_TITLES[grouping], "users"]
+            for metric in metrics:
+                name = "NDCG@10 filtered" if metric.endswith("_filtered") else "NDCG@10"
+                header += [f"{reference} {name}", f"{label} {name}", "difference", "p"]
+            lines += ["", f"{label} by {GROUP_TITLES[grouping]}:", ""]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
+            for row in rows:
+                cells = [row["group"], f"{row[metrics[0]]['users']:,}" if metrics else ""]
+                for metric in metrics:
+                    entry = row[metric]
+                    diff = entry["relative_difference"]
+                    p = entry["p_value"]
+                    cells += [
+                        f"{entry['reference_mean']:.4f}",
+                        f"{entry['mean']:.4f}",
+                        f"{diff:+.1%}" if diff is not None else "n/a",
+                        "< 0.0001" if p < 1e-4 else f"{p:.4f}",
+                    ]
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines

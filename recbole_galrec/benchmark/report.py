@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recbole_galrec.benchmark.breakdown import breakdown_lines
 from recbole_galrec.benchmark.plan import DEFAULT_MODELS, EXTERNAL_LABELS
 from recbole_galrec.benchmark.stats import compare
 from recbole_galrec.benchmark.store import atomic_write_text
@@ -17,8 +18,16 @@ from recbole_galrec.running.per_user import PER_USER_METRICS
 
 logger = logging.getLogger("recbole_galrec.benchmark")
 
-# Test metrics of the main table, read from a run's "test" dict.
+# Test metrics of the main table, read from a run's "test" dict (RecBole's protocol) and "test_viewed_filtered".
 METRIC_COLUMNS = ["ndcg@10", "hit@10", "mrr@10", "ndcg@20", "hit@20"]
+FILTERED_COLUMNS = ["ndcg@10", "hit@10"]
+PROTOCOLS_TEXT = (
+    "Two protocols, from the same scores of the same evaluation pass: RecBole's full ranking ranks every item, "
+    "the user's earlier items included (the columns without a suffix); *filtered* (viewed filtered, as in the "
+    "S3-Rec line of work: S3-Rec, ICLRec, DuoRec, BSARec) excludes the user's training and validation items from "
+    "the test ranking (training items from the validation ranking). `eval_protocol` names the one that picked the "
+    "best epoch (RecBole's unless a run says otherwise)."
+)
 # Run-record columns of the main table: (key, header, decimals).
 RUN_COLUMNS: list[tuple[str, str, int]] = [
     ("best_valid_epoch", "best epoch", 0),
@@ -62,6 +71,9 @@ def summarize(runs: list[dict]) -> list[dict]:
         for key in METRIC_COLUMNS:
             values = [run["test"][key] for run in ok if key in (run.get("test") or {})]
             row[key] = _mean_std(values) if values else None
+        for key in FILTERED_COLUMNS:
+            values = [run["test_viewed_filtered"][key] for run in ok if key in (run.get("test_viewed_filtered") or {})]
+            row[f"{key} filtered"] = _mean_std(values) if values else None
         for key, _, _ in RUN_COLUMNS:
             values = [run[key] for run in ok if run.get(key) is not None]
             row[key] = _mean_std(values) if values else None
@@ -109,6 +121,8 @@ def _comparison_cells(comparisons: dict | None, label: str, metric: str) -> tupl
         return DASH, DASH
     if "note" in entry:
         return NA, "no per-user metrics"
+    if metric not in entry:
+        return NA, NA
     return _difference(entry[metric]), _p(entry[metric]["p_value"])
 
 
@@ -135,10 +149,15 @@ def main_table(results: dict) -> pd.DataFrame:
         cells = {"model": row["model"], "seeds": _seeds_cell(row)}
         for key in METRIC_COLUMNS:
             cells[key] = _cell(row[key], 4, always_std=True)
+        for key in FILTERED_COLUMNS:
+            cells[f"{key} filtered"] = _cell(row[f"{key} filtered"], 4, always_std=True)
         if reference:
             difference, p = _comparison_cells(comparisons, row["model"], "ndcg@10")
             cells[f"ndcg@10 vs {reference} (95% CI)"] = difference
             cells[f"p vs {reference}"] = p
+            difference, p = _comparison_cells(comparisons, row["model"], "ndcg@10_filtered")
+            cells[f"filtered ndcg@10 vs {reference} (95% CI)"] = difference
+            cells[f"p (filtered) vs {reference}"] = p
         for key, header, decimals in RUN_COLUMNS:
             cells[header] = _cell(row[key], decimals)
         if row["at_cap"]:
@@ -251,6 +270,8 @@ def markdown_table(results: dict) -> str:
         "start of training to the end of the best validation; wall s is the whole run (data, training, "
         "validation, test).",
         "",
+        PROTOCOLS_TEXT,
+        "",
         _markdown(main_table(results)),
     ]
     table = comparison_table(results)
@@ -263,6 +284,7 @@ def markdown_table(results: dict) -> str:
             "",
             _markdown(table),
         ]
+    lines += breakdown_lines(comparisons, model_order(results["runs"]))
     unpaired = _unpaired(results)
     if unpaired:
         lines += [
@@ -301,8 +323,9 @@ def write_chart(results: dict, path: Path) -> None:
     quality, speed = fig.subplots(1, 2, width_ratios=[3, 2])
     positions = list(range(len(rows)))
     labels = [row["model"] for row in rows]
-    width = 0.38
-    for offset, key, name in ((-width / 2, "ndcg@10", "NDCG@10"), (width / 2, "hit@10", "Hit@10")):
+    width = 0.26
+    bars = ((-width, "ndcg@10", "NDCG@10"), (0.0, "ndcg@10 filtered", "NDCG@10 filtered"), (width, "hit@10", "Hit@10"))
+    for offset, key, name in bars:
         means = [row[key]["mean"] if row[key] else 0.0 for row in rows]
         stds = [(row[key]["std"] or 0.0) if row[key] else 0.0 for row in rows]
         quality.bar([p + offset for p in positions], means, width, yerr=stds, capsize=3, label=name)

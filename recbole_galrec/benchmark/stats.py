@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_galrec.running.per_user import PER_USER_METRICS, read_per_user
+from recbole_galrec.benchmark.breakdown import GROUP_COLUMNS, breakdown
+from recbole_galrec.running.per_user import FILTERED_METRICS, PER_USER_METRICS, read_per_user
 
+BREAKDOWN_METRICS = ("ndcg@10", "ndcg@10_filtered")  # compared per group of users (where a model helps)
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -40,9 +42,21 @@ def per_user_runs(runs: list[dict], label: str, out: Path) -> dict[int, Path]:
 
 
 def seed_mean(files: list[Path]) -> pd.DataFrame:
-    """Per-user metrics averaged over the given runs' files (users of all of them)."""
-    frames = [read_per_user(path)[list(PER_USER_METRICS)] for path in files]
-    return pd.concat(frames).groupby(level=0).mean()
+    """Per-user metrics averaged over the given runs' files (users of all of them; the metric columns all of
+    them have: runs recorded before the viewed-filtered protocol have none of its columns)."""
+    frames = [read_per_user(path) for path in files]
+    metrics = [m for m in PER_USER_METRICS + FILTERED_METRICS if all(m in frame for frame in frames)]
+    return pd.concat([frame[metrics] for frame in frames]).groupby(level=0).mean()
+
+
+def group_columns(files: list[Path]) -> pd.DataFrame:
+    """The users' group columns (test item's popularity, history length) from the first file that has them;
+    empty when none has (they are the data's, the same in every run of one split)."""
+    for path in files:
+        frame = read_per_user(path)
+        if all(column in frame for column in GROUP_COLUMNS):
+            return frame[list(GROUP_COLUMNS)]
+    return pd.DataFrame()
 
 
 def paired_test(model: np.ndarray, reference: np.ndarray) -> dict:
@@ -107,7 +121,10 @@ def compare(results: dict, out: Path, reference: str | None) -> dict | None:
         ref = seed_mean([ref_files[seed] for seed in shared])
         users = mine.index.intersection(ref.index)
         entry = {"seeds": shared, "users": len(users)}
-        for metric in PER_USER_METRICS:
+        for metric in [m for m in PER_USER_METRICS + FILTERED_METRICS if m in mine and m in ref]:
             entry[metric] = paired_test(mine.loc[users, metric].to_numpy(float), ref.loc[users, metric].to_numpy(float))
+        groups = group_columns([ref_files[seed] for seed in shared])
+        entry["breakdown"] = breakdown(mine, ref, groups, [m for m in BREAKDOWN_METRICS if m in mine and m in ref])
         models[label] = entry
-    return {"reference": reference, **METHOD, "metrics": list(PER_USER_METRICS), "models": models}
+    metrics = [m for m in PER_USER_METRICS + FILTERED_METRICS if any(m in e for e in models.values())]
+    return {"reference": reference, **METHOD, "metrics": metrics, "models": models}

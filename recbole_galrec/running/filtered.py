@@ -14,10 +14,12 @@ user's training items; of a test row, the training and validation items (:func:`
 positive items are never masked, so a repeated item stays rankable where data has repeats.
 
 It also records, per evaluated row, the positive item and its rank under both protocols (1 = top; ties count
-against the item: ``1 + #items scored strictly higher``), for per-user analyses.
+against the item: the number of items scored at least as high, itself included), for per-user analyses.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +52,26 @@ def earlier_items(n_users: int, n_items: int, *datasets) -> sp.csr_matrix:
     return matrix
 
 
+@dataclass
+class ViewedHistories:
+    """What the filtered protocol masks: the users' items before their validation item (the training items) and
+    before their test item (training and validation items), built once per run from the splits."""
+
+    before_valid: sp.csr_matrix  # [n_users, n_items]
+    before_test: sp.csr_matrix  # [n_users, n_items]
+
+    @classmethod
+    def from_splits(cls, train_data, valid_data) -> ViewedHistories:
+        """From the training and validation data loaders of a run."""
+        train, valid = train_data._dataset, valid_data._dataset
+        n_users, n_items = train.user_num, train.item_num
+        return cls(earlier_items(n_users, n_items, train), earlier_items(n_users, n_items, train, valid))
+
+    def item_counts(self) -> np.ndarray:
+        """Training users of each item ``[n_items]`` (its popularity in the training split)."""
+        return np.asarray(self.before_valid.sum(axis=0)).ravel().astype(np.int64)
+
+
 def mask_earlier(scores: torch.Tensor, users: torch.Tensor, history: sp.csr_matrix, positive_u, positive_i):
     """``scores`` ``[B, n_items]`` with each row's earlier items (row ``b`` is user ``users[b]``) at ``-inf``,
     its positive items (``positive_u``, ``positive_i``) keeping their scores. Returns a new tensor."""
@@ -62,14 +84,15 @@ def mask_earlier(scores: torch.Tensor, users: torch.Tensor, history: sp.csr_matr
 
 
 def positive_ranks(scores: torch.Tensor, positive_u: torch.Tensor, positive_i: torch.Tensor) -> torch.Tensor:
-    """Rank of each row's positive item ``[B]`` (1 = top; ``1 + #items scored strictly higher``); rows with no or
-    several positives get 0."""
+    """Rank of each row's positive item ``[B]``: the items scored at least as high, itself included (1 = top; a tie
+    counts against it, so a rank <= k puts it in the top k however ties are broken); rows with no or several
+    positives get 0."""
     batch = scores.shape[0]
     count = torch.bincount(positive_u, minlength=batch)  # [B]
     item = torch.zeros(batch, dtype=torch.long, device=scores.device)
     item[positive_u] = positive_i
     target = scores.gather(1, item[:, None])  # [B, 1]
-    ranks = (scores > target).sum(dim=1) + 1  # [B]
+    ranks = (scores >= target).sum(dim=1)  # [B]
     return torch.where(count == 1, ranks, torch.zeros_like(ranks))
 
 
@@ -86,6 +109,7 @@ class FilteredEvaluation:
         for key, value in trainer.eval_collector.data_struct._data_dict.items():
             if key.startswith("data.") and key != "data.label":  # what fit collected from the training data
                 self.collector.data_struct.set(key, value)
+        self.users: list[np.ndarray] = []
         self.items: list[np.ndarray] = []
         self.ranks: list[np.ndarray] = []
         self.filtered_ranks: list[np.ndarray] = []
@@ -94,7 +118,9 @@ class FilteredEvaluation:
 
         def eval_batch_collect(scores, interaction, positive_u, positive_i):
             self._collect(scores, interaction, positive_u, positive_i)
-            filtered = mask_earlier(scores, interaction[uid_field], history, positive_u, positive_i)
+            users = interaction[uid_field]
+            self.users.append(users.cpu().numpy())
+            filtered = mask_earlier(scores, users, history, positive_u, positive_i)
             self.collector.eval_batch_collect(filtered, interaction, positive_u, positive_i)
             item = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
             item[positive_u] = positive_i
@@ -111,13 +137,33 @@ class FilteredEvaluation:
         else:
             self.trainer.eval_collector.eval_batch_collect = self._own
 
-    def struct(self):
-        """The filtered pass's data struct (for per-user metrics)."""
-        return self.collector.get_data_struct()
+    def finish(self) -> dict:
+        """The filtered metrics of the pass, computed by the trainer's own evaluator (same keys as RecBole's
+        result); the pass's data struct stays in ``data_struct`` for per-user metrics."""
+        self.data_struct = self.collector.get_data_struct()
+        evaluator = self.trainer.evaluator
+        # the class's method: a recorder of RecBole's pass (per_user.PerUserRecorder) watches the instance's
+        return type(evaluator).evaluate(evaluator, self.data_struct)
 
-    def result(self, struct=None) -> dict:
-        """The filtered metrics, computed by the trainer's own evaluator (same keys as RecBole's result)."""
-        return self.trainer.evaluator.evaluate(struct if struct is not None else self.struct())
+    def row_columns(self, dataset, item_counts: np.ndarray, metrics) -> dict[str, np.ndarray]:
+        """Per evaluated row, for per-user files: each of ``metrics`` under the filtered protocol
+        (``<metric>_filtered``), the positive ``item`` (raw id), its ``rank`` and ``rank_filtered``, its popularity
+        ``item_count`` (training users, :meth:`ViewedHistories.item_counts`) and the row's ``history_len`` (its
+        earlier items, the ones masked)."""
+        from recbole_galrec.running.per_user import per_user_metrics
+
+        ranks = self.rank_columns()
+        if not ranks:
+            return {}
+        values = per_user_metrics(self.trainer.evaluator, self.data_struct, metrics) or {}
+        columns = {f"{metric}_filtered": value for metric, value in values.items()}
+        items = ranks["item"]
+        users = np.concatenate(self.users)
+        columns["item"] = dataset.id2token(dataset.iid_field, items)
+        columns["rank"], columns["rank_filtered"] = ranks["rank"], ranks["rank_filtered"]
+        columns["item_count"] = item_counts[items]
+        columns["history_len"] = np.diff(self.history.indptr)[users]
+        return columns
 
     def rank_columns(self) -> dict[str, np.ndarray]:
         """Per evaluated row: ``item`` (internal id of the positive), ``rank`` and ``rank_filtered``."""

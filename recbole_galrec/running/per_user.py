@@ -7,7 +7,11 @@ own metric objects to that struct, row by row. The mean of a column is therefore
 RecBole rounds it (``metric_decimal_place``).
 
 The file is a gzip CSV, one row per test user: the raw user id (as in the atomic files), then
-:data:`PER_USER_METRICS`. It is written without a gzip timestamp or name, so the same values give the same bytes.
+:data:`PER_USER_METRICS`; a run of :mod:`recbole_galrec.quick_start` adds the same metrics under the
+viewed-filtered protocol (:data:`FILTERED_METRICS`), the test item (raw id), its rank under both protocols
+(``rank``, ``rank_filtered``), its training users (``item_count``) and the user's earlier items (``history_len``;
+:mod:`recbole_galrec.running.filtered`). It is written without a gzip timestamp or name, so the same values give the
+same bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 PER_USER_METRICS = ("ndcg@10", "hit@10", "mrr@10")
+FILTERED_METRICS = tuple(f"{metric}_filtered" for metric in PER_USER_METRICS)  # the viewed-filtered protocol's
 USER_COLUMN = "user"
 FLOAT_FORMAT = "%.6g"
 _NEEDS_POS_LEN = {"ndcg", "recall", "map"}  # RecBole metrics whose metric_info also takes pos_len

@@ -21,6 +21,9 @@ class RunResult:
     valid_score_bigger: bool  # whether a bigger validation score is better (valid_metric_bigger)
     best_valid_result: dict[str, float]  # every validation metric at the best validation
     test_result: dict[str, float]  # every test metric (of the best checkpoint when it was saved)
+    eval_protocol: str  # the ranking that picked the best epoch: recbole or viewed_filtered
+    valid_viewed_filtered: dict[str, float] | None  # best_valid_result's metrics with earlier items excluded
+    test_viewed_filtered: dict[str, float] | None  # test_result's metrics with earlier items excluded
     best_valid_epoch: int  # the epoch of the best validation (numbered from 0; -1: before training)
     epochs_run: int  # training epochs run (resumed ones included)
     max_epochs: int  # the most epochs training could run (``epochs``)

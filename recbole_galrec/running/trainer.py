@@ -15,6 +15,7 @@ from recbole_galrec.errors import ConfigError, TrainingError
 from recbole_galrec.running import distributed, progress
 from recbole_galrec.running.checkpoints import last_file, random_states, restore_random_states, save_atomic
 from recbole_galrec.running.checkpoints import load as load_checkpoint
+from recbole_galrec.running.filtered import FILTERED, FilteredEvaluation, ViewedHistories
 
 __all__ = ["GALRecTrainer", "run_trainer"]
 
@@ -31,12 +32,41 @@ class _RunTrainer:
       (:mod:`recbole_galrec.running.checkpoints`), and besides the best one a ``-last`` checkpoint after every
       epoch, from which :meth:`resume_checkpoint` continues an interrupted run exactly as if it had not stopped;
     - stops at a NaN or infinite loss with a message naming the loss part, the epoch and the step;
+    - after :meth:`filter_viewed`, evaluates validation and test under both protocols from the same scores
+      (:mod:`recbole_galrec.running.filtered`): RecBole's result as always, the viewed-filtered one in
+      ``filtered_result`` (and the best validation's in ``best_valid_filtered``); ``eval_protocol`` names the one
+      that picks the best epoch;
     - in a multi-process run (:mod:`recbole_galrec.running.distributed`): one checkpoint name for all processes, the
       first process's evaluation result as the run's, and all processes done with training before the test.
     """
 
     _resumed_generator = None
     _finished = False
+    _viewed: dict = {}  # id(evaluation loader) -> the earlier items its filtered ranking masks
+    filtered_result: dict | None = None  # the viewed-filtered metrics of the last evaluation
+    last_filtered: FilteredEvaluation | None = None  # the last evaluation's filtered pass (struct, ranks)
+    best_valid_filtered: dict | None = None  # the viewed-filtered validation metrics of the best epoch
+
+    def filter_viewed(self, train_data, valid_data, test_data) -> ViewedHistories:
+        """Evaluate ``valid_data`` and ``test_data`` under the viewed-filtered protocol too, from now on."""
+        self.viewed = ViewedHistories.from_splits(train_data, valid_data)
+        self._viewed = {id(valid_data): self.viewed.before_valid, id(test_data): self.viewed.before_test}
+        return self.viewed
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        history = self._viewed.get(id(eval_data)) if eval_data else None
+        if history is None:
+            self.filtered_result = self.last_filtered = None
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        filtered = FilteredEvaluation(self, history, eval_data._dataset.uid_field)
+        try:
+            result = super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        finally:
+            filtered.close()
+        self.filtered_result = filtered.finish()
+        self.last_filtered = filtered
+        return result
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self.epoch_seconds: list[float] = []
@@ -82,8 +112,16 @@ class _RunTrainer:
         return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
+        from recbole.utils import calculate_valid_score
+
         start = time.perf_counter()
         score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        if self.filtered_result is not None and self.config["eval_protocol"] == FILTERED:
+            score = calculate_valid_score(self.filtered_result, self.valid_metric)
+        # RecBole's early stopping takes a strictly better score as the new best (update_flag)
+        better = score > self.best_valid_score if self.valid_metric_bigger else score < self.best_valid_score
+        if better:
+            self.best_valid_filtered = self.filtered_result
         end = time.perf_counter()
         self.validations.append((float(score), end - self._fit_start, end - start))
         progress.validation(self.config, self._epoch, score, end - start)
@@ -126,6 +164,7 @@ class _RunTrainer:
             "cur_step": self.cur_step,
             "best_valid_score": self.best_valid_score,
             "best_valid_result": self.best_valid_result,
+            "best_valid_filtered": self.best_valid_filtered,
             "train_loss_dict": dict(self.train_loss_dict),
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
@@ -170,6 +209,7 @@ class _RunTrainer:
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
+        self.best_valid_filtered = checkpoint.get("best_valid_filtered")
         self.train_loss_dict = dict(checkpoint["train_loss_dict"])
         self.saved_model_file = checkpoint["best_file"]
         self._finished = bool(checkpoint.get("finished", False))
