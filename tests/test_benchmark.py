@@ -441,6 +441,7 @@ def test_bad_seeds_are_refused(text, message):
         benchmark.parse_seeds(text)
 
 
+@pytest.mark.slow
 def test_bad_seeds_jobs_and_reference_exit_before_any_run(workdir):
     for args, message in [
         (["--seeds=2020"], "error: --seeds=2020 would mean 2,020 runs"),

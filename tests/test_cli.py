@@ -67,6 +67,7 @@ def test_pop_end_to_end_returns_metrics(workdir):
     assert test["ndcg@10"] <= test["hit@10"]
 
 
+@pytest.mark.slow
 def test_sasrec_cli_writes_result_file(workdir):
     overrides = [f"--{k}={v}" for k, v in TINY_SASREC.items()]
     proc = run_cli("--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir)
@@ -106,6 +107,7 @@ def test_malformed_override_exits_with_message(workdir):
     assert "--key=value" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_pop_on_beauty_counts(workdir, beauty_path):
     result = run_recbole_galrec(

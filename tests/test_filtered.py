@@ -149,6 +149,7 @@ def test_recboles_own_result_is_unchanged_by_the_filtered_pass(ml100k):
     assert filtered["ndcg@10"] >= recbole["ndcg@10"]  # on data without repeats filtering cannot lower a metric
 
 
+@pytest.mark.slow
 def test_a_run_reports_both_protocols_and_the_per_user_file_agrees(workdir):
     """Through the quick start: the result holds both protocols; the per-user file's columns average to them;
     eval_protocol viewed_filtered makes the filtered validation pick the best epoch."""

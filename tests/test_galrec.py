@@ -278,6 +278,7 @@ def test_queue_fills_during_training(ml100k):
     assert int(model.queues[1].filled) == 8  # L2: one key per sample
 
 
+@pytest.mark.slow
 def test_end_to_end_one_epoch(tmp_path, tiny_paths):
     """The real entry point, one epoch on ml-100k with a tiny backbone and tiny external models."""
     overrides = galrec_overrides(
@@ -386,6 +387,7 @@ def test_keys_come_from_the_momentum_copy_without_gradients(ml100k):
     assert head.grad is not None and copy.grad is None
 
 
+@pytest.mark.slow
 def test_contrastive_terms_learn_far_above_chance(ml100k):
     """A small problem (ml-100k, the default backbone's first 2 layers, the three terms alone on 6 batches of
     32 samples): each term's positive comes to outscore all 32 + 64 candidates far more often than chance,
