@@ -14,7 +14,8 @@ from typing import NamedTuple
 from recbole_galrec.config import build_config, requested_processes
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.running import distributed, progress
-from recbole_galrec.running.model_inputs import prepare
+from recbole_galrec.running.checkpoints import check_start
+from recbole_galrec.running.model_inputs import check_inputs, prepare
 from recbole_galrec.running.per_user import PER_USER_METRICS, PerUserRecorder, write_per_user
 from recbole_galrec.running.result import RunResult
 from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
@@ -103,6 +104,8 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
     from recbole.utils import init_seed
 
     config = build_config(model, dataset, config_file_list, config_dict, process)
+    check_inputs(config)  # an llm_path without a model fails before any data is read or external model trained
+    resumed = check_start(config, resume)  # so do an unusable checkpoint_dir and a --resume file not of this run
     init_seed(config["seed"], config["reproducibility"])
     logger = _start_logging(config)
     dataset, train_data, valid_data, test_data = load_data(config)
@@ -117,7 +120,7 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
     trainer = construct_trainer(config, model)
     trainer.filter_viewed(train_data, valid_data, test_data)  # both protocols at every evaluation
     if resume:
-        trainer.resume_checkpoint(resume)
+        trainer.resume_checkpoint(resume, resumed)
     fit = _fit(trainer, train_data, valid_data, saved, config["show_progress"])
     test = _test(trainer, test_data, saved, config["show_progress"])
     per_user_file = _write_per_user(test.per_user, per_user_file, logger)
@@ -155,7 +158,8 @@ def _start_logging(config) -> logging.Logger:
 def _fit(trainer, train_data, valid_data, saved: bool, show_progress: bool) -> _Fit:
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show_progress)
-    return _Fit(best_valid_score, best_valid_result, time.perf_counter() - start)
+    seconds = time.perf_counter() - start + trainer.resumed_seconds  # a resumed run's seconds before the resume too
+    return _Fit(best_valid_score, best_valid_result, seconds)
 
 
 def _test(trainer, test_data, saved: bool, show_progress: bool) -> _Test:

@@ -19,10 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
+import numpy as np
 import torch
+from recbole.utils import FeatureType
 
 from recbole_galrec import compat
 from recbole_galrec.errors import ConfigError, GALRecError
@@ -34,13 +38,17 @@ logger = logging.getLogger("recbole_galrec.recommend")  # (not __name__: "__main
 class Recommender:
     """A trained model, its dataset, and each user's whole known history."""
 
-    def __init__(self, config, dataset, model):
-        """``dataset``: the whole dataset (all interactions), ``model`` built on its training split."""
+    def __init__(self, config, dataset, model, single_interactions: dict[int, list[int]] | None = None):
+        """``dataset``: the whole dataset (all interactions), ``model`` built on its training split.
+        ``single_interactions``: the item of each user with one interaction, which a sequential dataset holds
+        no sample of (:func:`_keeping_single_interactions`)."""
         self.config, self.dataset, self.model = config, dataset, model.eval()
         self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
         self.user_ids = dataset.field2token_id[self.uid_field]  # raw id -> internal id
         self.item_tokens = dataset.field2id_token[self.iid_field]  # internal id -> raw id
         self.histories = _histories(dataset)
+        for user, items in (single_interactions or {}).items():
+            self.histories.setdefault(user, list(items))
         self.titles = _titles(dataset)
 
     @classmethod
@@ -50,10 +58,12 @@ class Recommender:
         from recbole_galrec.running.steps import construct_model, load_data
 
         compat.apply()
-        state = checkpoints.load(path)
+        state = checkpoints.load(path)  # a missing, truncated or foreign file is a message naming it
         config = state["config"]
         config["device"] = torch.device(device) if device else _usable(config["device"])
-        dataset, train_data, _, _ = load_data(config)
+        single: dict[int, list[int]] = {}
+        with _keeping_single_interactions(single):
+            dataset, train_data, _, _ = load_data(config)
         if config["model"] == "GALRec":
             from recbole_galrec.model.encoders import ExternalEmbeddings
             from recbole_galrec.running.model_inputs import galrec_inputs
@@ -66,11 +76,23 @@ class Recommender:
         model = construct_model(config, train_data)
         model.load_state_dict(state["state_dict"])
         model.load_other_parameter(state.get("other_parameter"))
-        return cls(config, dataset, model)
+        return cls(config, dataset, model, single)
 
     def users(self) -> list[str]:
-        """Every user's raw id, in internal id order (padding excluded)."""
-        return [str(t) for t in self.dataset.field2id_token[self.uid_field][1:]]
+        """Every user's raw id, in internal id order (padding excluded); for a sequential model, only users with
+        a history to rank after (the others are named in a warning)."""
+        users = [str(t) for t in self.dataset.field2id_token[self.uid_field][1:]]
+        without = self._without_history(users)
+        if without:
+            logger.warning(f"{len(without):,} users have no interaction to rank after and are left out: {without[:5]}")
+        left_out = set(without)
+        return [u for u in users if u not in left_out]
+
+    def _without_history(self, users: list[str]) -> list[str]:
+        """The users (raw ids) a sequential model cannot rank for: no interaction at all in the dataset."""
+        if not hasattr(self.model, "ITEM_SEQ"):
+            return []
+        return [u for u in users if not self.histories.get(self.user_ids[u])]
 
     @torch.no_grad()
     def scores(self, users: list[int]) -> torch.Tensor:
@@ -106,6 +128,13 @@ class Recommender:
             )
         if not 1 <= k < len(self.item_tokens):
             raise ConfigError(f"--k must be between 1 and {len(self.item_tokens) - 1}, got {k}.")
+        without = self._without_history(users)
+        if without:
+            raise ConfigError(
+                f"--users: {', '.join(without[:5])}{' ...' if len(without) > 5 else ''} have no interaction in "
+                f"dataset '{self.config['dataset']}': {self.config['model']} ranks items after a user's history. "
+                "Leave them out (--users=all does)."
+            )
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
             ids = [self.user_ids[u] for u in chunk]
@@ -148,19 +177,94 @@ def _histories(dataset) -> dict[int, list[int]]:
     return histories
 
 
+@contextmanager
+def _keeping_single_interactions(kept: dict[int, list[int]]):
+    """While a dataset is built: note in ``kept`` the item of each user with exactly one interaction before
+    RecBole's sequential augmentation, which keeps no sample of such a user (a sample needs a history and a next
+    item), so that the user is still ranked after that item."""
+    from recbole.data.dataset import SequentialDataset
+
+    original = SequentialDataset.data_augmentation
+
+    def augmentation(self):
+        users = self.inter_feat[self.uid_field].numpy()
+        items = self.inter_feat[self.iid_field].numpy()
+        ids, first, counts = np.unique(users, return_index=True, return_counts=True)
+        kept.update({int(u): [int(items[i])] for u, i, n in zip(ids, first, counts, strict=True) if n == 1})
+        original(self)
+
+    SequentialDataset.data_augmentation = augmentation
+    try:
+        yield kept
+    finally:
+        SequentialDataset.data_augmentation = original
+
+
 def _titles(dataset) -> list[str] | None:
-    """Each item's text (GALRec's dataset) or title field, by internal id; None without either."""
+    """Each item's text by internal id: GALRec's dataset's own, else the ``.item`` fields named by
+    ``item_text_fields`` (when set and loaded), else every token and token-sequence field the ``.item`` file
+    loaded besides the item id; None without any."""
     texts = getattr(dataset, "item_texts", None)
     if texts and any(texts):
         return list(texts)
     feat = dataset.item_feat
-    if feat is None or "title" not in feat:
+    if feat is None:
         return None
-    vocabulary = dataset.field2id_token.get("title")
-    values = feat["title"]
-    if vocabulary is None:
-        return [str(v) for v in values.tolist()]
-    return [" ".join(str(vocabulary[t]) for t in row if t != 0).replace("_", " ") for row in values.tolist()]
+    loaded = [field for field in feat.columns if field != dataset.iid_field]
+    configured = dataset.config.final_config_dict.get("item_text_fields") or []
+    configured = [configured] if isinstance(configured, str) else list(configured)
+    textual = [f for f in loaded if dataset.field2type[f] in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ)]
+    fields = [f for f in configured if f in loaded] or textual
+    if not fields:
+        return None
+    parts = [_field_strings(dataset, field) for field in fields]
+    titles = [" ".join(p for p in item_parts if p) for item_parts in zip(*parts, strict=True)]
+    return titles if any(titles[1:]) else None
+
+
+def _field_strings(dataset, field: str) -> list[str]:
+    """One string per item (internal id) of ``item_feat[field]``: its tokens joined by spaces, '_' read as a space."""
+    values = dataset.item_feat[field]
+    if dataset.field2type[field] in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ):
+        vocabulary = dataset.field2id_token[field]
+        rows = np.asarray(values).reshape(len(values), -1).tolist()
+        words = [" ".join(str(vocabulary[t]) for t in row if t != 0) for row in rows]  # token 0: padding
+    else:
+        words = [str(v) for v in np.asarray(values).tolist()]
+    return [w.replace("_", " ").strip() for w in words]
+
+
+def _write_rows(rows: Iterable[dict], output: str) -> int:
+    """Write one JSON line per row to a temporary file beside ``output``, renamed to ``output`` once every row is
+    written: a failure leaves no file (or the previous one) behind. Returns the rows written."""
+    tmp, fd = checkpoints.new_temporary(output)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+                count += 1
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return count
+
+
+def _check_output(output: str) -> None:
+    """ConfigError unless ``output`` can be written: not a folder, in a folder that exists or can be made."""
+    if os.path.isdir(output):
+        raise ConfigError(
+            f"--output '{output}' is a folder; give a file name, e.g. {os.path.join(output, 'top.jsonl')}."
+        )
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output '{output}': its folder cannot be created ({err.strerror or err}).") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--output '{output}': its folder '{folder}' is not writable; give another path.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,17 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
     logging.getLogger("recbole_galrec").setLevel(logging.INFO)  # this package's progress; RecBole's only if wrong
     try:
-        recommender = Recommender.from_checkpoint(args.checkpoint, args.device)
-        users = recommender.users() if args.users == "all" else [u.strip() for u in args.users.split(",") if u.strip()]
-        if not users:
+        # the arguments first: a bad one fails before the checkpoint, the dataset and the model load
+        if args.k < 1:
+            raise ConfigError(f"--k must be at least 1, got {args.k}.")
+        named = None if args.users == "all" else [u.strip() for u in args.users.split(",") if u.strip()]
+        if named == []:
             raise ConfigError("--users names no user.")
+        if args.output:
+            _check_output(args.output)
+        recommender = Recommender.from_checkpoint(args.checkpoint, args.device)
+        users = recommender.users() if named is None else named
         rows = recommender.recommend(users, k=args.k, exclude_history=args.exclude_history)
         if args.output:
-            count = 0
-            with open(args.output, "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
-                    count += 1
+            count = _write_rows(rows, args.output)
             logger.info(f"{count:,} users' recommendations written to {args.output}")
         else:
             for row in rows:

@@ -16,7 +16,6 @@ from pathlib import Path
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.benchmark.report import write_outputs
 from recbole_galrec.benchmark.store import (
-    data_fingerprint,
     dataset_folder,
     done_runs,
     find_run,
@@ -32,6 +31,7 @@ from recbole_galrec.benchmark.store import (
 from recbole_galrec.benchmark.worker import empty_run, last_lines
 from recbole_galrec.config import check_user_settings, profile_file, profile_files
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.running.checkpoints import data_fingerprint
 
 logger = logging.getLogger("recbole_galrec.benchmark")
 
@@ -155,7 +155,7 @@ class Benchmark:
         model, config_dict = planning.run_config(label, self.overrides, seed)
         files = profile_files(self.profile, model) + [os.path.abspath(path) for path in self.config_files]
         stem = planning.run_stem(label, seed)
-        checkpoints = self.out / "runs" / self.dataset / CHECKPOINT_FOLDER
+        checkpoints = self.folder / CHECKPOINT_FOLDER  # the output folder is made here, when the first run starts
         checkpoints.mkdir(parents=True, exist_ok=True)
         (checkpoints / ".gitignore").write_text("*\n", encoding="utf-8")  # checkpoints are never committed
         shutil.rmtree(checkpoints / stem, ignore_errors=True)  # a retried run starts clean
@@ -262,7 +262,7 @@ def run_benchmark(
             "timings compare models on equal terms); a multi-process run is run_recbole_galrec.py --nproc=N."
         )
     bench = Benchmark(dataset, labels, seeds, out, config_files, overrides, profile, jobs)
-    bench.folder.mkdir(parents=True, exist_ok=True)
+    check_output(out, bench.folder)  # made when the first run starts: a benchmark refused before leaves nothing
     data_folder = dataset_folder(dataset, config_files, overrides)
     header = {
         "dataset": dataset,
@@ -322,12 +322,27 @@ def run_benchmark(
     except BaseException:  # interrupted (Ctrl-C, SIGTERM): the runs go down with the benchmark
         _stop([job.proc for job in running.values()])
         raise
+    bench.folder.mkdir(parents=True, exist_ok=True)
     write_outputs(results, out)
     logger.info(f"results: {out / f'{dataset}.json'}, {out / f'{dataset}.md'}, {out / f'{dataset}.png'}")
     return results
 
 
+def check_output(out: Path, folder: Path) -> None:
+    """ConfigError, naming ``--output``, unless the runs' ``folder`` inside it is a folder or can be made one (its
+    nearest existing part is a writable folder)."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--output '{out}' cannot hold the results: '{existing}' is a file, not a folder. Give a folder for "
+            "the results (it is created if absent), e.g. --output=benchmark."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output '{out}': the folder '{existing}' is not writable; give a folder you can write to.")
+
+
 def _record(bench: Benchmark, results: dict, run: dict, number: dict, total: int, start: float) -> None:
+    bench.folder.mkdir(parents=True, exist_ok=True)
     record_run(results, run)
     write_outputs(results, bench.out)
     wall = f", {run['wall_seconds']:.1f} s" if run.get("wall_seconds") is not None else ""

@@ -3,12 +3,12 @@
 Only the benchmark's parent process writes the results file; workers write their own record files.
 Committed results hold no machine paths: an absolute path given on the command line is recorded as
 ``<local>/<last part>`` (or relative to the working directory when it lies below it), and the dataset is
-identified by a digest of its atomic files, so a resumed benchmark still refuses different data.
+identified by a digest of its atomic files (:func:`recbole_galrec.running.checkpoints.data_fingerprint`, which a
+run's checkpoints keep too), so a resumed benchmark still refuses different data.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +28,6 @@ MACHINE_KEYS = ("cpu_model", "cpu_count", "python", "torch", "cuda_device")
 RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data")
 # Settings that name a location, not a value: recorded without the machine's path, compared through "data".
 LOCATION_KEYS = ("data_path",)
-ATOMIC_SUFFIXES = (".inter", ".item", ".user", ".kg", ".link", ".net")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -117,20 +116,6 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "cuda_device": cuda,
     }
-
-
-def data_fingerprint(folder: str | None, dataset: str) -> dict:
-    """``{"files": {file name: sha256}}`` of the dataset's atomic files in ``folder`` (empty if none)."""
-    files = {}
-    if folder and os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            if name.startswith(f"{dataset}.") and name.endswith(ATOMIC_SUFFIXES):
-                digest = hashlib.sha256()
-                with open(os.path.join(folder, name), "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                files[name] = digest.hexdigest()
-    return {"files": files}
 
 
 def dataset_folder(dataset: str, config_files: list[str], overrides: dict) -> str | None:

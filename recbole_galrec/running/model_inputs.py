@@ -10,16 +10,68 @@ The order matters for reproducibility: the external step reseeds when it ends (w
 a cache), so the language model's fresh weights (LoRA, task tokens) start from the run's seed.
 """
 
+import os
 from logging import getLogger
 
 import torch
 
+from recbole_galrec.errors import ConfigError
 from recbole_galrec.external import load_external_embeddings
 from recbole_galrec.layers.backbone import check_source, load_backbone
+from recbole_galrec.layers.backbone_source import load_error, resolve_path
 from recbole_galrec.layers.prompt import task_tokens, tokenize_item_texts
 from recbole_galrec.model.galrec import GALRecInputs
 
 logger = getLogger(__name__)
+
+# A model folder written by save_pretrained holds one of these weight files and one of these tokenizer files.
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def check_inputs(config) -> None:
+    """Check what :func:`prepare` will need before the run reads its data or trains an external model: GALRec's
+    language model (``llm_path``) must be a model that can load (:func:`check_backbone`)."""
+    if config["model"] == "GALRec":
+        check_backbone(config.settings.backbone)
+
+
+def check_backbone(settings) -> None:
+    """ConfigError, naming ``llm_path``, when the backbone of ``settings`` (a ``BackboneSettings``) cannot load:
+    a missing folder or an unusable hub id (:func:`recbole_galrec.layers.backbone.check_source`), or a folder
+    without a model's configuration, weights or tokenizer."""
+    check_source(settings)
+    path, local_only = resolve_path(settings.path)
+    if not os.path.isdir(path):
+        return
+    names = set(os.listdir(path))
+    missing = []
+    if "config.json" not in names:
+        missing.append("config.json (the model's configuration)")
+    if not names & set(_WEIGHT_FILES) and not any(name.endswith((".safetensors", ".bin.index.json")) for name in names):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not names & set(_TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json, tokenizer_config.json or vocab.txt)")
+    if missing:
+        raise ConfigError(
+            f"llm_path '{path}' is a folder without a model: it holds no {', no '.join(missing)}. Set llm_path to "
+            "a folder written by save_pretrained of a Hugging Face model and its tokenizer, to a hub id, or to ~ "
+            "for the default backbone."
+        )
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=local_only)
+    except (OSError, ValueError) as err:
+        raise load_error(path, local_only, err) from None
 
 
 def prepare(config, train_data) -> None:
@@ -37,7 +89,7 @@ def galrec_inputs(config, dataset, external: list | None = None, item_text_vecto
     ``item_text_vectors``: ``[n_items, H]`` when already at hand (a checkpoint's); ``None``: encoded here.
     """
     settings = config.settings
-    check_source(settings.backbone)
+    check_backbone(settings.backbone)
     if external is None:
         external = load_external_embeddings(config, settings.external, dataset)
     logger.info(

@@ -11,10 +11,19 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.utils.data.distributed import DistributedSampler
 
-from recbole_galrec.errors import ConfigError, TrainingError
+from recbole_galrec.errors import TrainingError
 from recbole_galrec.running import distributed, progress
-from recbole_galrec.running.checkpoints import last_file, random_states, restore_random_states, save_atomic
-from recbole_galrec.running.checkpoints import load as load_checkpoint
+from recbole_galrec.running.checkpoints import (
+    check_resume,
+    claim,
+    last_file,
+    random_states,
+    restore_random_states,
+    run_identity,
+    save_atomic,
+    to_device,
+    unique_file,
+)
 from recbole_galrec.running.filtered import FILTERED, FilteredEvaluation, ViewedHistories
 
 __all__ = ["GALRecTrainer", "run_trainer"]
@@ -46,6 +55,17 @@ class _RunTrainer:
     filtered_result: dict | None = None  # the viewed-filtered metrics of the last evaluation
     last_filtered: FilteredEvaluation | None = None  # the last evaluation's filtered pass (struct, ranks)
     best_valid_filtered: dict | None = None  # the viewed-filtered validation metrics of the best epoch
+    _claim = None  # the lock on the checkpoint files this run writes (checkpoints.claim)
+    _resumed_counters: dict = {}  # train_samples, epoch_seconds, validations, fit_seconds at the resumed checkpoint
+    resumed_seconds = 0.0  # the seconds of fit before the resume: part of the run's training time
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        # RecBole names the file by the second: two runs started in the same second would share it
+        self.saved_model_file = unique_file(self.saved_model_file)
+        self._run_identity = run_identity(config)  # what a checkpoint must match to be resumed by this run
+        if config["single_spec"] or config["local_rank"] == 0:  # the process that writes the checkpoints
+            self._claim = claim(self.saved_model_file)
 
     def filter_viewed(self, train_data, valid_data, test_data) -> ViewedHistories:
         """Evaluate ``valid_data`` and ``test_data`` under the viewed-filtered protocol too, from now on."""
@@ -69,10 +89,12 @@ class _RunTrainer:
         return result
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        self.epoch_seconds: list[float] = []
-        self.validations: list[tuple[float, float, float]] = []
-        self.train_samples = 0
-        self._fit_start = time.perf_counter()
+        counters = self._resumed_counters  # a resumed run counts from where its checkpoint left off
+        self.epoch_seconds: list[float] = list(counters.get("epoch_seconds", []))
+        self.validations: list[tuple[float, float, float]] = [tuple(v) for v in counters.get("validations", [])]
+        self.train_samples = counters.get("train_samples", 0)
+        self.resumed_seconds = counters.get("fit_seconds", 0.0)
+        self._fit_start = time.perf_counter() - self.resumed_seconds
         self._train_generator = getattr(train_data, "generator", None)
         self._saving = saved
         if not self.config["single_spec"]:  # one run of several processes: the first one writes the checkpoints
@@ -80,6 +102,7 @@ class _RunTrainer:
         if self._resumed_generator is not None and self._train_generator is not None:
             self._train_generator.set_state(self._resumed_generator)
         if self._finished:  # the resumed run had ended its training: nothing is left to train
+            self._release_files()
             return self.best_valid_score, self.best_valid_result
         self._epoch = self.start_epoch - 1  # a validation before the first epoch is epoch start - 1 (-1)
         progress.training_start(self.config)
@@ -89,7 +112,13 @@ class _RunTrainer:
             self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
         if not self.config["single_spec"]:
             distributed.barrier()  # the first process's checkpoints are written before any process loads the best
+        self._release_files()
         return result
+
+    def _release_files(self) -> None:
+        """This run writes no more checkpoints: another run may resume from them now."""
+        if self._claim is not None:
+            self._claim.release()
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._saving and epoch_idx > self.start_epoch:
@@ -172,6 +201,13 @@ class _RunTrainer:
             "random_states": random_states(),
             "train_generator": self._train_generator.get_state() if self._train_generator is not None else None,
             "best_file": self.saved_model_file,
+            "run": self._run_identity,  # checked on resume (checkpoints.check_resume)
+            "counters": {
+                "train_samples": self.train_samples,
+                "epoch_seconds": list(self.epoch_seconds),
+                "validations": list(self.validations),
+                "fit_seconds": time.perf_counter() - self._fit_start,
+            },
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -190,20 +226,15 @@ class _RunTrainer:
         state["finished"] = finished
         save_atomic(state, last_file(self.saved_model_file))
 
-    def resume_checkpoint(self, resume_file):
-        """Continue from a checkpoint of this package (best or ``-last``): weights, optimizer, epoch,
-        early-stopping state, best result, random states; the run then goes on as the interrupted one would."""
-        checkpoint = load_checkpoint(str(resume_file), self.device)
-        trained = checkpoint["config"]["model"]
-        if trained != self.config["model"]:
-            raise ConfigError(f"--resume: '{resume_file}' holds a {trained} run, not {self.config['model']}.")
-        if "random_states" not in checkpoint:
-            raise ConfigError(
-                f"--resume: '{resume_file}' was not written by this package's trainer (no random states); "
-                "only its checkpoints can be resumed exactly."
-            )
+    def resume_checkpoint(self, resume_file, checkpoint: dict | None = None):
+        """Continue from a checkpoint of this package (best or ``-last``) of the same run: weights, optimizer,
+        epoch, early-stopping state, best result, random states, counters; the run then goes on as the interrupted
+        one would. ``checkpoint``: the file's contents as :func:`~recbole_galrec.running.checkpoints.check_resume`
+        gave them (checked before the run loaded its data); ``None``: read and checked here."""
+        if checkpoint is None:
+            checkpoint = check_resume(str(resume_file), self.config)
         self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.model.load_other_parameter(to_device(checkpoint.get("other_parameter"), self.device))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
@@ -212,6 +243,10 @@ class _RunTrainer:
         self.best_valid_filtered = checkpoint.get("best_valid_filtered")
         self.train_loss_dict = dict(checkpoint["train_loss_dict"])
         self.saved_model_file = checkpoint["best_file"]
+        if self._claim is not None:  # this run writes the resumed run's files now, unless a live run does
+            self._claim.release()
+            self._claim = claim(self.saved_model_file)
+        self._resumed_counters = checkpoint.get("counters") or {}
         self._finished = bool(checkpoint.get("finished", False))
         self._resumed_generator = checkpoint["train_generator"]
         restore_random_states(checkpoint["random_states"])
