@@ -13,19 +13,13 @@ from typing import NamedTuple
 
 from recbole_galrec.config import build_config, requested_processes
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.layers.parameters import count_parameters
 from recbole_galrec.running import distributed, progress
 from recbole_galrec.running.checkpoints import check_start
 from recbole_galrec.running.model_inputs import check_inputs, prepare
 from recbole_galrec.running.per_user import PER_USER_METRICS, PerUserRecorder, write_per_user
 from recbole_galrec.running.result import RunResult
 from recbole_galrec.running.steps import construct_model, construct_trainer, load_data
-
-
-def count_parameters(model) -> dict[str, int]:
-    """Trainable and total parameter counts of a model."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total}
 
 
 def dataset_statistics(dataset) -> dict:
@@ -115,7 +109,7 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
         prepare(config, train_data)
     model = construct_model(config, train_data)
     logger.info(model)
-    parameters = count_parameters(model)
+    parameters = count_parameters(model)._asdict()  # {"trainable": ..., "total": ...}
     logger.info(f"parameters: {parameters['trainable']:,} trainable of {parameters['total']:,}")
     trainer = construct_trainer(config, model)
     trainer.filter_viewed(train_data, valid_data, test_data)  # both protocols at every evaluation
