@@ -87,13 +87,18 @@ def positive_ranks(scores: torch.Tensor, positive_u: torch.Tensor, positive_i: t
     """Rank of each row's positive item ``[B]``: the items scored at least as high, itself included (1 = top; a tie
     counts against it, so a rank <= k puts it in the top k however ties are broken); rows with no or several
     positives get 0."""
-    batch = scores.shape[0]
-    count = torch.bincount(positive_u, minlength=batch)  # [B]
-    item = torch.zeros(batch, dtype=torch.long, device=scores.device)
-    item[positive_u] = positive_i
+    item, single = row_positives(scores.shape[0], positive_u, positive_i)
     target = scores.gather(1, item[:, None])  # [B, 1]
     ranks = (scores >= target).sum(dim=1)  # [B]
-    return torch.where(count == 1, ranks, torch.zeros_like(ranks))
+    return torch.where(single, ranks, torch.zeros_like(ranks))
+
+
+def row_positives(batch: int, positive_u: torch.Tensor, positive_i: torch.Tensor):
+    """Each row's positive item ``[B]`` (0 without one; a row with several keeps one of them) and whether the
+    row has exactly one ``[B]``."""
+    item = torch.zeros(batch, dtype=torch.long, device=positive_i.device)
+    item[positive_u] = positive_i
+    return item, torch.bincount(positive_u, minlength=batch) == 1
 
 
 class FilteredEvaluation:
@@ -122,9 +127,7 @@ class FilteredEvaluation:
             self.users.append(users.cpu().numpy())
             filtered = mask_earlier(scores, users, history, positive_u, positive_i)
             self.collector.eval_batch_collect(filtered, interaction, positive_u, positive_i)
-            item = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-            item[positive_u] = positive_i
-            self.items.append(item.cpu().numpy())
+            self.items.append(row_positives(scores.shape[0], positive_u, positive_i)[0].cpu().numpy())
             self.ranks.append(positive_ranks(scores, positive_u, positive_i).cpu().numpy())
             self.filtered_ranks.append(positive_ranks(filtered, positive_u, positive_i).cpu().numpy())
 
