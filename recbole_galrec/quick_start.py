@@ -212,6 +212,7 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         epochs_run=epochs_run,
         max_epochs=config["epochs"],
         stopped_early=epochs_run < config["epochs"],
+        time_budget_spent=trainer.time_budget_spent,
         train_seconds=fit.seconds,
         seconds_per_epoch=train_pass_seconds / max(len(trainer.epoch_seconds), 1),
         valid_seconds=sum(seconds for _, _, seconds in trainer.validations),

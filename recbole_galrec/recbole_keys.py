@@ -56,7 +56,8 @@ class Rule:
 
     ``kind`` is a key of ``_KINDS``; ``low``/``high`` bound the value (``low`` excluded when ``above``);
     ``choices`` (a tuple, or a function giving one) are the allowed strings, matched case-insensitively;
-    ``listed`` admits a non-empty list of such values too; ``note`` says what the value means.
+    ``listed`` admits a non-empty list of such values too; ``optional`` admits None (``~``) too; ``note`` says
+    what the value means.
     """
 
     kind: str
@@ -65,12 +66,15 @@ class Rule:
     high: int | None = None
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
     listed: bool = False
+    optional: bool = False
     note: str = ""
 
     def allowed_choices(self) -> tuple[str, ...]:
         return self.choices() if callable(self.choices) else self.choices
 
     def accepts(self, value) -> bool:
+        if value is None and self.optional:
+            return True
         values = value if self.listed and isinstance(value, (list, tuple)) else [value]
         return bool(values) and all(self._accepts_one(v) for v in values)
 
@@ -95,6 +99,8 @@ class Rule:
                 text += f" {'>' if self.above else '>='} {self.low}"
         if self.listed:
             text += ", or a non-empty list of them"
+        if self.optional:
+            text += ", or ~ (none)"
         return f"{text} ({self.note})" if self.note else text
 
 
@@ -123,6 +129,9 @@ RULES: dict[str, Rule] = {
 PACKAGE_RULES: dict[str, Rule] = {
     "duplicate_interactions": Rule("str", choices=("error", "drop"), note="repeated rows of the .inter file"),
     "eval_protocol": Rule("str", choices=("recbole", "viewed_filtered"), note="the protocol that picks the best epoch"),
+    "train_time_budget": Rule(
+        "number", low=0, above=True, optional=True, note="seconds of training after which no epoch starts; ~: none"
+    ),
 }
 
 # The keys RecBole's Config reads while it is built; a bad one can make it fail with a message that does not

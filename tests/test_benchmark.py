@@ -558,6 +558,8 @@ def test_a_run_writes_its_progress_events(tmp_path, workdir):
     assert all(event["model"] == "SASRec" and not event["external"] for event in events[1:])
     assert [event["epoch"] for event in events if event["event"] in ("epoch", "validation")] == [0, 0, 1, 1]
     assert set(events[2]["loss"]) == {"train loss"} and events[2]["seconds"] > 0
+    validations = [event for event in events if event["event"] == "validation"]
+    assert all(event["filtered"] >= event["score"] for event in validations)  # both protocols, each validation
     messages = runner.Progress().read(path)
     assert messages[0].startswith("epoch 0 trained in ") and "valid score" in messages[1]
     assert progress.sink_path() is None

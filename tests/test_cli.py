@@ -33,6 +33,7 @@ RESULT_KEYS = [
     "epochs_run",
     "max_epochs",
     "stopped_early",
+    "time_budget_spent",
     "train_seconds",
     "seconds_per_epoch",
     "valid_seconds",

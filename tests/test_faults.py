@@ -193,6 +193,37 @@ def test_a_resumed_run_counts_the_whole_run(workdir, monkeypatch):
     assert resumed.train_seconds > whole.time_to_best_seconds  # the time before the resume counts
 
 
+def test_a_time_budget_stops_training_and_a_larger_one_resumes_it(workdir):
+    """train_time_budget: no epoch starts once it is spent; the best model so far is tested and the result says
+    so; --resume with a larger budget trains on to the epochs of the uninterrupted run."""
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running.checkpoints import last_file
+
+    _toy_dataset(workdir)
+    settings = {**_toy_settings(workdir), "epochs": 3, "stopping_step": 10}
+    whole = run_recbole_galrec("SASRec", "toy", config_dict=settings)
+    assert (whole.epochs_run, whole.time_budget_spent) == (3, False)
+
+    cut = run_recbole_galrec("SASRec", "toy", config_dict={**settings, "train_time_budget": 1e-6})
+    assert (cut.epochs_run, cut.time_budget_spent, cut.stopped_early) == (1, True, True)
+    assert set(cut.test_result) == set(whole.test_result) and cut.test_viewed_filtered
+
+    resumed = run_recbole_galrec("SASRec", "toy", config_dict=settings, resume=last_file(cut.checkpoint))
+    assert (resumed.epochs_run, resumed.time_budget_spent) == (3, False)
+    assert resumed.test_result == whole.test_result  # resumed exactly: the same run as the uninterrupted one
+
+
+@pytest.mark.parametrize("budget", [0, -5, "soon"])
+def test_a_bad_time_budget_is_a_message(budget):
+    from recbole_galrec.errors import ConfigError
+    from recbole_galrec.recbole_keys import check
+
+    with pytest.raises(ConfigError, match=r"train_time_budget must be a finite number > 0, or ~ \(none\).*got"):
+        check({"train_time_budget": budget})
+    check({"train_time_budget": None})
+    check({"train_time_budget": 30})
+
+
 # ------------------------------------------------------------------------- 3: recommend for every user, atomically
 def test_a_user_with_one_interaction_gets_recommendations(toy_sasrec, capsys):
     from recbole_galrec.recommend import Recommender, main

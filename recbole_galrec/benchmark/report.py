@@ -66,7 +66,7 @@ def summarize(runs: list[dict]) -> list[dict]:
             "n_seeds": len(ok),
             "seeds": sorted(run["seed"] for run in ok),
             "failed_seeds": sorted(run["seed"] for run in runs if run["model"] == label and run.get("status") != "ok"),
-            "at_cap": sum(1 for run in ok if run.get("stopped_early") is False),
+            "at_cap": sum(1 for run in ok if _at_cap(run)),
         }
         for key in METRIC_COLUMNS:
             values = [run["test"][key] for run in ok if key in (run.get("test") or {})]
@@ -212,12 +212,20 @@ def _commands_text(results: dict) -> str:
     return text
 
 
+def _at_cap(run: dict) -> bool:
+    """Whether a run's training was ended by its budget (epochs or train_time_budget), not by early stopping."""
+    return run.get("stopped_early") is False or bool(run.get("time_budget_spent"))
+
+
 def _notes(results: dict) -> list[str]:
     """Sentences on what the table's cells need said: caps, external models, concurrency, missing values."""
     runs = [run for run in results["runs"] if run.get("status") == "ok"]
     notes = []
-    if any(run.get("stopped_early") is False for run in runs):
-        notes.append("(cap): the run ended at its epoch cap rather than by early stopping; it may not have converged.")
+    if any(_at_cap(run) for run in runs):
+        budget = " or its train_time_budget" if any(run.get("time_budget_spent") for run in runs) else ""
+        notes.append(
+            f"(cap): the run ended at its epoch cap{budget} rather than by early stopping; it may not have converged."
+        )
     for run in runs:
         if run.get("recbole_model", run["model"]) != "GALRec":
             continue

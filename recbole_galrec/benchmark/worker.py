@@ -18,6 +18,7 @@ RESULT_KEYS = [
     "epochs_run",
     "max_epochs",
     "stopped_early",
+    "time_budget_spent",
     "seconds_per_epoch",
     "train_samples_per_second",
     "time_to_best_seconds",

@@ -43,6 +43,7 @@ RUNTIME_KEYS = frozenset(
         "gpu_id",
         "worker",
         "nproc",
+        "train_time_budget",  # a run stopped by its budget resumes with a larger one
         "world_size",
         "local_rank",
         "single_spec",

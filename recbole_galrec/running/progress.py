@@ -15,8 +15,8 @@ gives them:
   several parts);
 - ``contrast``: after a GALRec epoch, each contrastive term's top-1 share and its chance level: ``epoch``,
   ``shares`` (``{"L1": {"top1": x, "chance": y}, ...}``);
-- ``validation``: ``epoch`` (-1: the validation before the first epoch), ``score`` (``valid_metric``),
-  ``seconds``.
+- ``validation``: ``epoch`` (-1: the validation before the first epoch), ``score`` (``valid_metric`` under
+  ``eval_protocol``), ``seconds``, and ``filtered`` (the same metric viewed filtered) when the run computes it.
 
 Example::
 
@@ -103,5 +103,8 @@ def contrast(config, epoch_idx: int, shares: dict[str, tuple[float, float]]) -> 
     emit("contrast", **_training(config), epoch=epoch_idx, shares=terms)
 
 
-def validation(config, epoch_idx: int, score: float, seconds: float) -> None:
-    emit("validation", **_training(config), epoch=epoch_idx, score=float(score), seconds=seconds)
+def validation(config, epoch_idx: int, score: float, seconds: float, filtered: float | None = None) -> None:
+    """``score``: the valid_metric under eval_protocol; ``filtered``: the same metric viewed filtered (None when
+    the run does not compute it)."""
+    fields = {} if filtered is None else {"filtered": float(filtered)}
+    emit("validation", **_training(config), epoch=epoch_idx, score=float(score), seconds=seconds, **fields)

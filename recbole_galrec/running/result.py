@@ -28,6 +28,7 @@ class RunResult:
     epochs_run: int  # training epochs run (resumed ones included)
     max_epochs: int  # the most epochs training could run (``epochs``)
     stopped_early: bool  # False when training ran all max_epochs epochs
+    time_budget_spent: bool  # training stopped at train_time_budget (before early stopping or its epochs ended it)
     train_seconds: float  # the whole of fit, validations included
     seconds_per_epoch: float  # the mean training pass alone (validation excluded)
     valid_seconds: float  # all validations together

@@ -45,6 +45,8 @@ class _RunTrainer:
       (:mod:`recbole_galrec.running.filtered`): RecBole's result as always, the viewed-filtered one in
       ``filtered_result`` (and the best validation's in ``best_valid_filtered``); ``eval_protocol`` names the one
       that picks the best epoch;
+    - stops training at the first epoch that starts after ``train_time_budget`` seconds of fit (when set), as
+      early stopping would: the best checkpoint so far is the run's (``time_budget_spent``);
     - in a multi-process run (:mod:`recbole_galrec.running.distributed`): one checkpoint name for all processes, the
       first process's evaluation result as the run's, and all processes done with training before the test.
     """
@@ -58,6 +60,7 @@ class _RunTrainer:
     _claim = None  # the lock on the checkpoint files this run writes (checkpoints.claim)
     _resumed_counters: dict = {}  # train_samples, epoch_seconds, validations, fit_seconds at the resumed checkpoint
     resumed_seconds = 0.0  # the seconds of fit before the resume: part of the run's training time
+    time_budget_spent = False  # training stopped at train_time_budget, not by early stopping or its epochs
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -106,10 +109,16 @@ class _RunTrainer:
             return self.best_valid_score, self.best_valid_result
         self._epoch = self.start_epoch - 1  # a validation before the first epoch is epoch start - 1 (-1)
         progress.training_start(self.config)
-        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        try:
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        except _TimeBudgetSpent:
+            result = self.best_valid_score, self.best_valid_result
         progress.training_end(self.config, len(self.train_loss_dict), result[0])
         if saved:
-            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+            # a run stopped by its time budget is not finished: --resume with a larger budget trains on
+            self._save_last(
+                max(self.train_loss_dict, default=self.start_epoch - 1), finished=not self.time_budget_spent
+            )
         if not self.config["single_spec"]:
             distributed.barrier()  # the first process's checkpoints are written before any process loads the best
         self._release_files()
@@ -124,6 +133,13 @@ class _RunTrainer:
         if self._saving and epoch_idx > self.start_epoch:
             # the previous epoch, its validation and its best checkpoint are done: the state to resume from
             self._save_last(epoch_idx - 1)
+        if epoch_idx > self.start_epoch and self._budget_spent():
+            self.logger.info(
+                set_color(f"train_time_budget of {self.config['train_time_budget']} s spent", "yellow")
+                + f": training stops before epoch {epoch_idx}; the best checkpoint so far is the run's"
+            )
+            self.time_budget_spent = True
+            raise _TimeBudgetSpent
         start = time.perf_counter()
         self._epoch, self._step = epoch_idx, 0
         loss = super()._train_epoch(
@@ -140,6 +156,12 @@ class _RunTrainer:
         self.train_samples += drawn(train_data) if drawn else samples_per_epoch(train_data)
         return loss
 
+    def _budget_spent(self) -> bool:
+        """Whether fit has run ``train_time_budget`` seconds (the first process decides for all of a run's)."""
+        budget = self.config["train_time_budget"]
+        spent = budget is not None and time.perf_counter() - self._fit_start >= budget
+        return spent if self.config["single_spec"] else distributed.broadcast_object(spent)
+
     def _valid_epoch(self, valid_data, show_progress=False):
         from recbole.utils import calculate_valid_score
 
@@ -153,7 +175,11 @@ class _RunTrainer:
             self.best_valid_filtered = self.filtered_result
         end = time.perf_counter()
         self.validations.append((float(score), end - self._fit_start, end - start))
-        progress.validation(self.config, self._epoch, score, end - start)
+        filtered = None
+        if self.filtered_result is not None:
+            filtered = calculate_valid_score(self.filtered_result, self.valid_metric)
+            self.logger.info(f"valid {self.valid_metric} viewed filtered: {filtered:.4f}")
+        progress.validation(self.config, self._epoch, score, end - start, filtered=filtered)
         return score, result
 
     def _map_reduce(self, result, num_sample):
@@ -251,6 +277,10 @@ class _RunTrainer:
         self._resumed_generator = checkpoint["train_generator"]
         restore_random_states(checkpoint["random_states"])
         self.logger.info(f"resumed from {resume_file}: training continues at epoch {self.start_epoch}")
+
+
+class _TimeBudgetSpent(Exception):
+    """Raised at the start of an epoch once ``train_time_budget`` is spent; :meth:`_RunTrainer.fit` ends there."""
 
 
 def samples_per_epoch(loader) -> int:
