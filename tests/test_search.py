@@ -36,6 +36,10 @@ def test_an_unknown_only_name_and_a_file_as_output_stop_before_any_run(tmp_path,
     (tmp_path / "file").write_text("")
     assert search.main([*args, f"--output={tmp_path / 'file'}"]) == 2
     assert "is a file" in capsys.readouterr().err
+    assert search.main([*args, f"--output={tmp_path / 'o'}", "--jobs=0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+    assert search.main([*args, f"--output={tmp_path / 'o'}", "stray", "--epochs"]) == 2
+    assert "--key=value settings for every run, got stray --epochs" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -43,8 +47,8 @@ def test_a_search_runs_each_configuration_once_and_ranks_them_on_validation(work
     base = {k: v for k, v in TINY_SASREC.items() if k != "show_progress"}
     grid = workdir / "grid.yaml"
     grid.write_text(json.dumps({"base": base, "configs": {"two-blocks": {"n_layers": 2}, "one-block": {}}}))
-    args = ["--model=SASRec", "--dataset=ml-100k", f"--grid={grid}", "--output=out", "--seed=7"]
-    assert search.main(args) == 0
+    args = ["--model=SASRec", "--dataset=ml-100k", f"--grid={grid}", "--output=out", "--seed=7", "--jobs=2"]
+    assert search.main([*args, "--train_time_budget=600"]) == 0
     table = json.loads((workdir / "out" / "search.json").read_text())
     rows = table["rows"]
     assert [row["name"] for row in rows] == sorted(
@@ -56,6 +60,9 @@ def test_a_search_runs_each_configuration_once_and_ranks_them_on_validation(work
         assert row["viewed_filtered"] == result["valid_viewed_filtered"]["ndcg@10"] > row["recbole"]
     text = (workdir / "out" / "search.md").read_text()
     assert "two-blocks" in text and not any("test" in key for row in rows for key in row)  # test metrics unseen
+    assert "--jobs" not in text and text.count("--train_time_budget=600") == 1  # the settings, not the pace
+    for name in ("two-blocks", "one-block"):
+        assert "train_time_budget = 600" in (workdir / "out" / f"{name}.log").read_text()
     before = (workdir / "out" / "one-block.json").stat().st_mtime
     assert search.main(args) == 0  # the same command again: nothing runs twice
     assert (workdir / "out" / "one-block.json").stat().st_mtime == before

@@ -12,7 +12,9 @@ The grid file is YAML: ``base`` (settings every configuration gets) and ``config
       one-block: {n_layers: 1, n_heads: 1, hidden_dropout_prob: 0.2, attn_dropout_prob: 0.2}
 
 Each configuration writes ``<output>/<name>.json`` (the run's result) and ``<name>.log``; a configuration whose
-result exists is not run again, so the same command goes on after an interruption. ``<output>/search.md`` and
+result exists is not run again, so the same command goes on after an interruption. ``--jobs=N`` runs N
+configurations at once (on a GPU machine, whose cores and GPU one small run leaves mostly idle); further
+``--key=value`` arguments apply to every configuration (e.g. ``--train_time_budget=3600``). ``<output>/search.md`` and
 ``search.json`` list every configuration with its best validation NDCG@10 under both protocols (RecBole's and
 viewed filtered), its best epoch and its cost, best first by ``--select`` (the protocol that picks the best
 epoch and the winner; default RecBole's). Test metrics are never shown: the search must not look at them.
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -64,6 +68,7 @@ def run_one(args, name: str, settings: dict, out: Path) -> None:
     if args.data_path:
         command.append(f"--data_path={args.data_path}")
     command += [f"--seed={args.seed}", "--show_progress=False", f"--checkpoint_dir={out / 'checkpoints' / name}"]
+    command += args.overrides
     start = time.perf_counter()
     with open(out / f"{name}.log", "w", encoding="utf-8") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
@@ -127,7 +132,7 @@ def _command(args) -> str:
     parts += [f"--grid={args.grid}", f"--seed={args.seed}"]
     if args.profile:
         parts.append(f"--profile={args.profile}")
-    return " ".join(parts + [f"--select={args.select}", "--output=<output>"])
+    return " ".join(parts + [f"--select={args.select}", "--output=<output>", *args.overrides])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--select", choices=sorted(PROTOCOL_KEYS), default="recbole")
     parser.add_argument("--only", default=None, help="comma-separated configuration names to run (default: all)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--jobs", type=int, default=1, help="configurations run at once (default 1)")
+    args, args.overrides = parser.parse_known_args(argv)
     try:
+        strays = [arg for arg in args.overrides if not (arg.startswith("--") and "=" in arg)]
+        if strays:
+            raise ConfigError(f"arguments must be --key=value settings for every run, got {' '.join(strays)}.")
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}.")
         base, configs = read_grid(Path(args.grid))
         out = Path(args.output)
         if out.exists() and not out.is_dir():
@@ -159,12 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    todo = []
     for name in chosen:
         if (out / f"{name}.json").is_file():
             print(f"{name}: done before", flush=True)
-            continue
+        else:
+            todo.append(name)
+
+    def run_and_report(name: str) -> None:
         run_one(args, name, {**base, **configs[name], "eval_protocol": args.select}, out)
         write_report(out, collect(out, configs, base, args.select), args, base)
+
+    if args.jobs > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # runs side by side: one thread each unless told otherwise
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(run_and_report, todo))
     write_report(out, collect(out, configs, base, args.select), args, base)
     return 0
 
