@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--result_file", default=None, help="write the result as JSON to this path")
     parser.add_argument(
+        "--per_user_file",
+        default=None,
+        help="write each test user's metrics under both protocols, test item and ranks as a gzip CSV to this path",
+    )
+    parser.add_argument(
         "--profile", default=None, help="a budget profile from properties/profile/ (e.g. cpu), below --config_files"
     )
     parser.add_argument(
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             config_file_list=profile + args.config_files.split(),
             config_dict=overrides,
             result_file=args.result_file,
+            per_user_file=args.per_user_file,
             resume=args.resume,
         )
     except GALRecError as err:

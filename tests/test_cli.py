@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from recbole_galrec import RunResult, run_recbole_galrec
@@ -71,13 +72,18 @@ def test_pop_end_to_end_returns_metrics(workdir):
 @pytest.mark.slow
 def test_sasrec_cli_writes_result_file(workdir):
     overrides = [f"--{k}={v}" for k, v in TINY_SASREC.items()]
-    proc = run_cli("--model=SASRec", "--dataset=ml-100k", "--result_file=out/result.json", *overrides, cwd=workdir)
+    files = ["--result_file=out/result.json", "--per_user_file=out/users.csv.gz"]
+    proc = run_cli("--model=SASRec", "--dataset=ml-100k", *files, *overrides, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((workdir / "out" / "result.json").read_text())
     assert result["model"] == "SASRec"
     assert 0.0 < result["test_result"]["hit@20"] <= 1.0
     assert result["parameters"]["trainable"] == result["parameters"]["total"] > 0
     assert "test result" in proc.stderr + proc.stdout
+    users = pd.read_csv(workdir / "out" / "users.csv.gz")
+    assert len(users) == result["test_users"] and users["ndcg@10"].mean() == pytest.approx(
+        result["test_result"]["ndcg@10"], abs=5e-5
+    )
 
 
 def test_unknown_model_exits_with_message(workdir):
