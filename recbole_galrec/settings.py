@@ -1,8 +1,9 @@
-"""GALRec's own config keys, read once into a typed, validated object.
+"""The own config keys of this package's models (GALRec's, SASRecText's), read once into a typed, validated object.
 
-Every key is documented in ``properties/model/GALRec.yaml``. :meth:`GALRecSettings.from_config` fails at
-start-up, naming the key, when a key is missing, of the wrong type, out of range, or when a key that looks
-like a GALRec key is not one (a misspelling never silently reads as ``None``).
+Every key is documented in ``properties/model/<Model>.yaml``. :meth:`GALRecSettings.from_config` (and
+:meth:`SASRecTextSettings.from_config`) fails at start-up, naming the key, when a key is missing, of the wrong
+type, out of range, or when a key that looks like one of the model's keys is not one (a misspelling never
+silently reads as ``None``).
 """
 
 import difflib
@@ -222,29 +223,74 @@ class GALRecSettings:
     @classmethod
     def from_config(cls, config) -> "GALRecSettings":
         """Read every field from a RecBole ``Config`` (or any mapping with ``final_config_dict``-like keys)."""
-        values = dict(config.final_config_dict) if hasattr(config, "final_config_dict") else dict(config)
-        names = [f.name for f in fields(cls) if f.init]
-        unknown = [
-            k
-            for k in values
-            if k not in names and (k.startswith(_KEY_PREFIXES) or difflib.get_close_matches(k, names, 1, 0.9))
-        ]
-        if unknown:
-            hints = [
-                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k for k in unknown
-            ]
-            raise ConfigError(f"Unknown GALRec config keys: {', '.join(hints)}. See properties/model/GALRec.yaml.")
-        missing = [n for n in names if n not in values]
-        if missing:
+        return _read_fields(cls, config, "GALRec", _KEY_PREFIXES)
+
+
+@dataclass(frozen=True)
+class TextEncoderSettings:
+    """How each item's text becomes one vector with a frozen text encoder, one object for
+    :mod:`recbole_galrec.layers.text_encoder`; the defaults are those of ``properties/model/SASRecText.yaml``."""
+
+    path: str | None = None  # llm_path: local folder or hub id; None: the offline default MiniLM
+    max_len: int = 64  # text_encoder_max_len: tokens per text, the tokenizer's special tokens included
+    batch_size: int = 256  # text_encoder_batch_size: texts per forward pass
+
+    def __post_init__(self):
+        if self.max_len < 3:
             raise ConfigError(
-                f"GALRec config keys missing: {', '.join(missing)}. They are defined in "
-                "recbole_galrec/properties/model/GALRec.yaml; is the package installed with its properties?"
+                f"text_encoder_max_len must be >= 3 (room for [CLS], one word and [SEP]), got {self.max_len}."
             )
-        kwargs = {}
-        for f in fields(cls):
-            if f.init:
-                kwargs[f.name] = _typed(f.name, values[f.name], f.type)
-        return cls(**kwargs)
+        _at_least("text_encoder_batch_size", self.batch_size, 1)
+
+
+@dataclass
+class SASRecTextSettings:
+    """SASRecText's own keys (``properties/model/SASRecText.yaml``): where its item table's text comes from and
+    how it is encoded. SASRec's keys (``hidden_size``, ``initializer_range``, ...) are RecBole's."""
+
+    llm_path: str | None
+    item_text_fields: list[str]
+    text_encoder_max_len: int
+    text_encoder_batch_size: int
+    encoder: TextEncoderSettings = field(init=False)  # the encoder keys, as one object
+
+    def __post_init__(self):
+        self.encoder = TextEncoderSettings(
+            path=self.llm_path, max_len=self.text_encoder_max_len, batch_size=self.text_encoder_batch_size
+        )
+        if not self.item_text_fields:
+            raise ConfigError(
+                "item_text_fields is empty: SASRecText starts its item table from each item's text. Set "
+                "item_text_fields to the .item fields that hold it (and list them in load_col['item']), or run "
+                "SASRec for a model without text."
+            )
+
+    @classmethod
+    def from_config(cls, config) -> "SASRecTextSettings":
+        """Read every field from a RecBole ``Config`` (or a mapping); a misspelt ``text_encoder_`` key is an error.
+        GALRec's keys are let through: a benchmark may give them to every model it runs."""
+        return _read_fields(cls, config, "SASRecText", ("text_encoder_",))
+
+
+def _read_fields(cls, config, model: str, prefixes: tuple[str, ...]):
+    """An instance of the settings dataclass ``cls`` of ``model``, each init field read from ``config`` (a RecBole
+    ``Config`` or a mapping) and checked against its annotation. ConfigError for a key that starts with one of
+    ``prefixes`` or is spelt nearly as a field without being one, and for a missing field."""
+    values = dict(config.final_config_dict) if hasattr(config, "final_config_dict") else dict(config)
+    names = [f.name for f in fields(cls) if f.init]
+    unknown = [
+        k for k in values if k not in names and (k.startswith(prefixes) or difflib.get_close_matches(k, names, 1, 0.9))
+    ]
+    if unknown:
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k for k in unknown]
+        raise ConfigError(f"Unknown {model} config keys: {', '.join(hints)}. See properties/model/{model}.yaml.")
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(
+            f"{model} config keys missing: {', '.join(missing)}. They are defined in "
+            f"recbole_galrec/properties/model/{model}.yaml; is the package installed with its properties?"
+        )
+    return cls(**{f.name: _typed(f.name, values[f.name], f.type) for f in fields(cls) if f.init})
 
 
 def _typed(key: str, value: Any, annotation) -> Any:

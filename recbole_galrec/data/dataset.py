@@ -9,25 +9,26 @@ from recbole.utils import FeatureType
 from recbole_galrec.data.graph import TrainingGraph
 from recbole_galrec.errors import ConfigError, DataError
 
-__all__ = ["GALRecDataset", "training_histories"]
+__all__ = ["GALRecDataset", "ItemTextDataset", "SASRecTextDataset", "training_histories"]
 
 
-class GALRecDataset(SequentialDataset):
-    """RecBole's sequential dataset plus what GALRec's prompts need, built after the split.
+class ItemTextDataset(SequentialDataset):
+    """RecBole's sequential dataset plus each item's text, built after the split.
 
-    After :meth:`build` every returned split carries the same two attributes, computed from the TRAINING
-    split only (no user's validation or test interaction enters them):
-
-    - ``training_graph``: :class:`~recbole_galrec.data.graph.TrainingGraph` (the training interactions, from
-      which each sample's 2-hop users and each item's 1-hop users are chosen);
-    - ``item_texts``: one string per internal item id (``""`` for padding and for items without text), from
-      the ``.item`` fields named by ``item_text_fields``.
+    After :meth:`build` every returned split carries ``item_texts``: one string per internal item id (``""`` for
+    padding and for items without text), from the ``.item`` fields named by ``item_text_fields`` (the model's
+    settings, ``config.settings``).
 
     Items of the ``.inter`` file without a ``.item`` row are named in a warning: RecBole drops their
     interactions (``filter_inter_by_user_or_item``, on by default, for every model alike) or, with it off,
-    keeps them with empty text. A dataset in which no item has text stops with :class:`DataError` unless
-    ``item_text_mode`` is ``none``.
+    keeps them with empty text. A dataset in which no item has text stops with :class:`DataError`.
     """
+
+    # How to run without text, said where the text is missing (a model that can run without it says how).
+    _without_text = ""
+
+    def _uses_text(self) -> bool:
+        return True
 
     def _atomic_file(self, suffix: str) -> str:
         return os.path.join(self.dataset_path, f"{self.dataset_name}.{suffix}")
@@ -54,9 +55,8 @@ class GALRecDataset(SequentialDataset):
 
     def _item_texts(self) -> list[str]:
         """Each item's text: the configured fields' tokens joined by spaces ('_' read as a space)."""
-        settings = self.config.settings
-        fields = list(settings.item_text_fields)
-        if settings.item_text_mode == "none":
+        fields = list(self.config.settings.item_text_fields)
+        if not self._uses_text():
             return [""] * self.item_num
         loaded = list(self.item_feat.columns) if self.item_feat is not None else []
         present = [f for f in fields if f in loaded]
@@ -64,8 +64,8 @@ class GALRecDataset(SequentialDataset):
             raise ConfigError(
                 f"None of the item text fields {fields} is loaded for dataset '{self.dataset_name}' "
                 f"from '{self._atomic_file('item')}' (loaded item fields: {sorted(loaded)}). "
-                "Set item_text_fields to fields of its .item file and list them in load_col['item'], "
-                "or switch text off with item_text_mode: none."
+                "Set item_text_fields to fields of its .item file and list them in load_col['item']"
+                f"{self._without_text}."
             )
         missing = sorted(set(fields) - set(present))
         if missing:
@@ -77,7 +77,7 @@ class GALRecDataset(SequentialDataset):
             raise DataError(
                 f"No item has text: the item text fields {present} are empty for every item in "
                 f"'{self._atomic_file('item')}'. Fill them in that file or set item_text_fields to fields that "
-                "hold text, or switch text off with item_text_mode: none."
+                f"hold text{self._without_text}."
             )
         self.logger.info(f"item text: {sum(bool(t) for t in texts[1:])} of {self.item_num - 1} items have text")
         return texts
@@ -101,6 +101,31 @@ class GALRecDataset(SequentialDataset):
     def build(self):
         datasets = super().build()
         self.item_texts = self._item_texts()
+        for split in datasets:
+            split.item_texts = self.item_texts
+        return datasets
+
+
+class SASRecTextDataset(ItemTextDataset):
+    """SASRecText's dataset: each item's text (:class:`ItemTextDataset`), from which its item table starts."""
+
+    _without_text = ", or run SASRec, which needs no text"
+
+
+class GALRecDataset(ItemTextDataset):
+    """Each item's text (:class:`ItemTextDataset`; none with ``item_text_mode: none``) plus what GALRec's prompts
+    need, built after the split from the TRAINING split only (no user's validation or test interaction enters
+    it): every returned split carries ``training_graph``, a :class:`~recbole_galrec.data.graph.TrainingGraph`
+    (the training interactions, from which each sample's 2-hop users and each item's 1-hop users are chosen).
+    """
+
+    _without_text = ", or switch text off with item_text_mode: none"
+
+    def _uses_text(self) -> bool:
+        return self.config.settings.item_text_mode != "none"
+
+    def build(self):
+        datasets = super().build()
         train = datasets[0]
         histories = training_histories(train)
         graph = TrainingGraph(
@@ -116,7 +141,6 @@ class GALRecDataset(SequentialDataset):
         )
         for split in datasets:
             split.training_graph = graph
-            split.item_texts = self.item_texts
         return datasets
 
 

@@ -4,7 +4,10 @@ GALRec needs its external models' tables (trained with RecBole through the one r
 checkpoint or the cache: :mod:`recbole_galrec.external`), its language model, and each item's text vector
 encoded once by that model (``item_text_mode: embedding``). :func:`prepare` computes them and attaches them
 to the training split as ``galrec_inputs`` (a :class:`recbole_galrec.model.galrec.GALRecInputs`), which the
-model's constructor takes; the constructor itself only builds layers. Other models need nothing.
+model's constructor takes; the constructor itself only builds layers. SASRecText needs its item table's start:
+each item's text encoded by the frozen text encoder and projected to ``hidden_size``
+(:func:`item_text_table`), attached as ``item_text_table`` and loaded into the built model by
+:func:`recbole_galrec.running.steps.construct_model`. Other models need nothing.
 
 The order matters for reproducibility: the external step reseeds when it ends (whether it trained or read
 a cache), so the language model's fresh weights (LoRA, task tokens) start from the run's seed.
@@ -20,6 +23,8 @@ from recbole_galrec.external import load_external_embeddings
 from recbole_galrec.layers.backbone import check_source, load_backbone
 from recbole_galrec.layers.backbone_source import load_error, resolve_path
 from recbole_galrec.layers.prompt import task_tokens, tokenize_item_texts
+from recbole_galrec.layers.text_encoder import check_text_encoder, encode_texts, load_text_encoder
+from recbole_galrec.layers.text_projection import project_text_vectors
 from recbole_galrec.model.galrec import GALRecInputs
 
 logger = getLogger(__name__)
@@ -39,13 +44,18 @@ _TOKENIZER_FILES = (
 
 def check_inputs(config) -> None:
     """Check what :func:`prepare` will need before the run reads its data or trains an external model: GALRec's
-    language model (``llm_path``) must be a model that can load (:func:`check_backbone`)."""
+    language model (``llm_path``) must be a model that can load (:func:`check_backbone`); so must SASRecText's
+    text encoder, whose vectors must be at least ``hidden_size`` wide."""
     if config["model"] == "GALRec":
         check_backbone(config.settings.backbone)
+    elif config["model"] == "SASRecText":
+        check_backbone(config.settings.encoder)
+        check_text_encoder(config.settings.encoder, config["hidden_size"])
 
 
 def check_backbone(settings) -> None:
-    """ConfigError, naming ``llm_path``, when the backbone of ``settings`` (a ``BackboneSettings``) cannot load:
+    """ConfigError, naming ``llm_path``, when the backbone of ``settings`` (a ``BackboneSettings``, or any settings
+    with the ``path`` of a model folder or hub id, such as a ``TextEncoderSettings``) cannot load:
     a missing folder or an unusable hub id (:func:`recbole_galrec.layers.backbone.check_source`), or a folder
     without a model's configuration, weights or tokenizer."""
     check_source(settings)
@@ -76,9 +86,27 @@ def check_backbone(settings) -> None:
 
 def prepare(config, train_data) -> None:
     """Attach what the model of ``config`` needs to the training split's dataset (nothing for a RecBole model)."""
+    dataset = train_data._dataset
     if config["model"] == "GALRec":
-        dataset = train_data._dataset
         dataset.galrec_inputs = galrec_inputs(config, dataset)
+    elif config["model"] == "SASRecText":
+        dataset.item_text_table = item_text_table(config, dataset)
+
+
+def item_text_table(config, dataset) -> torch.Tensor:
+    """SASRecText's item table before training, ``[n_items, hidden_size]``: each item's text (``dataset``'s
+    ``item_texts``) encoded by the frozen text encoder (``llm_path``, ``text_encoder_*``) on the run's device,
+    then projected to ``hidden_size`` at the scale of SASRec's initialisation (``initializer_range``)."""
+    settings = config.settings.encoder
+    encoder = load_text_encoder(settings)
+    vectors = encode_texts(encoder, dataset.item_texts, settings.batch_size, config["device"])  # [n_items, D]
+    del encoder  # the encoder's memory is not needed for training
+    table = project_text_vectors(vectors, config["hidden_size"], config["initializer_range"])  # [n_items, H]
+    logger.info(
+        f"item text table: {int(vectors.abs().sum(-1).gt(0).sum())} of {dataset.item_num - 1} items encoded into "
+        f"{vectors.shape[1]} dimensions, projected to {table.shape[1]} (std {config['initializer_range']})"
+    )
+    return table
 
 
 def galrec_inputs(config, dataset, external: list | None = None, item_text_vectors=None) -> GALRecInputs:

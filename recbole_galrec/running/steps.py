@@ -25,13 +25,17 @@ def load_data(config):
 
 def construct_model(config, train_data):
     """Reseed, then build the model of ``config`` on the training split and move it to the run's device. What
-    the model needs besides its config and data (:mod:`recbole_galrec.running.model_inputs`) must be attached before.
+    the model needs besides its config and data (:mod:`recbole_galrec.running.model_inputs`) must be attached before
+    (an item table prepared from text is loaded here: a model rebuilt from a checkpoint has none to load).
     Every process of a multi-process run builds the same model, then reseeds with ``seed + rank`` for random
     streams of its own (dropout)."""
     from recbole.utils import init_seed
 
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    text_table = getattr(train_data._dataset, "item_text_table", None)  # SASRecText's start, when prepared
+    if text_table is not None:
+        model.load_item_text(text_table)
     if rank():
         init_seed(config["seed"] + rank(), config["reproducibility"])
     return model
