@@ -384,3 +384,20 @@ def test_checkpoints_are_written_with_the_umasks_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "run.pth").stat().st_mode) == 0o644
+
+
+def test_a_result_file_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A reader in another process (the search's table, run beside its configurations) never sees half a result
+    file: a write that fails midway leaves the previous file as it was."""
+    from recbole_galrec.running.result import RunResult
+
+    path = tmp_path / "result.json"
+    path.write_text('{"before": 1}')
+    result = RunResult.__new__(RunResult)
+    monkeypatch.setattr(RunResult, "to_dict", lambda self: {"a": 1, "b": object()})  # fails after "a" is written
+    with pytest.raises(TypeError):
+        result.write(str(path))
+    assert json.loads(path.read_text()) == {"before": 1} and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    monkeypatch.setattr(RunResult, "to_dict", lambda self: {"a": 1})
+    result.write(str(path))
+    assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["result.json"]

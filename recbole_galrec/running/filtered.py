@@ -79,6 +79,7 @@ def mask_earlier(scores: torch.Tensor, users: torch.Tensor, history: sp.csr_matr
     filtered = scores.clone()
     device = scores.device
     filtered[torch.from_numpy(rows.row).long().to(device), torch.from_numpy(rows.col).long().to(device)] = -torch.inf
+    positive_u, positive_i = positive_u.to(device), positive_i.to(device)  # RecBole's are on the CPU
     filtered[positive_u, positive_i] = scores[positive_u, positive_i]
     return filtered
 
@@ -87,6 +88,7 @@ def positive_ranks(scores: torch.Tensor, positive_u: torch.Tensor, positive_i: t
     """Rank of each row's positive item ``[B]``: the items scored at least as high, itself included (1 = top; a tie
     counts against it, so a rank <= k puts it in the top k however ties are broken); rows with no or several
     positives get 0."""
+    positive_u, positive_i = positive_u.to(scores.device), positive_i.to(scores.device)  # RecBole's are on the CPU
     item, single = row_positives(scores.shape[0], positive_u, positive_i)
     target = scores.gather(1, item[:, None])  # [B, 1]
     ranks = (scores >= target).sum(dim=1)  # [B]

@@ -48,7 +48,15 @@ class RunResult:
         return dataclasses.asdict(self)
 
     def write(self, path: str) -> None:
-        """Write :meth:`to_dict` as indented JSON to ``path``, creating its folder."""
+        """Write :meth:`to_dict` as indented JSON to ``path``, creating its folder. The file appears whole or not
+        at all (written beside it, then renamed): a reader in another process never sees half of it."""
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
+        partial = f"{path}.{os.getpid()}.partial"
+        try:
+            with open(partial, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=2)
+            os.replace(partial, path)
+        except BaseException:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise
