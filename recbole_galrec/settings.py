@@ -26,10 +26,12 @@ _KEY_PREFIXES = (
     "queue_",
     "train_sample",
     "score_",
+    "text_encoder_",
 )
 
 TUNINGS = ("lora", "full", "frozen")
 TEXT_MODES = ("tokens", "embedding", "none")
+TEXT_SOURCES = ("backbone", "encoder")  # item_text_source: what encodes the text vectors of embedding mode
 DTYPES = ("float32", "bfloat16", "float16")
 TRAIN_SAMPLES = ("all", "one_per_user")
 SCORE_STARTS = ("sasrec", "random")
@@ -96,6 +98,23 @@ class ExternalSettings:
                 raise ConfigError(f"external_config[{name}] must be a mapping of config keys, got {overrides!r}.")
 
 
+@dataclass(frozen=True)
+class TextEncoderSettings:
+    """How each item's text becomes one vector with a frozen text encoder, one object for
+    :mod:`recbole_galrec.layers.text_encoder`; the defaults are those of ``properties/model/SASRecText.yaml``."""
+
+    path: str | None = None  # llm_path: local folder or hub id; None: the offline default MiniLM
+    max_len: int = 64  # text_encoder_max_len: tokens per text, the tokenizer's special tokens included
+    batch_size: int = 256  # text_encoder_batch_size: texts per forward pass
+
+    def __post_init__(self):
+        if self.max_len < 3:
+            raise ConfigError(
+                f"text_encoder_max_len must be >= 3 (room for [CLS], one word and [SEP]), got {self.max_len}."
+            )
+        _at_least("text_encoder_batch_size", self.batch_size, 1)
+
+
 @dataclass
 class GALRecSettings:
     llm_path: str | None
@@ -135,8 +154,13 @@ class GALRecSettings:
     # Read from the config like every key (the YAML holds its default). The class default is for settings
     # unpickled from a checkpoint whose pickle lacks this field: such a model has item id embeddings.
     item_id_embedding: bool = True
+    item_text_source: str = "backbone"
+    text_encoder_max_len: int = 64
+    text_encoder_batch_size: int = 256
+    score_residual_center: bool = False
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
+    encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
 
     def __post_init__(self):
         self.backbone = BackboneSettings(
@@ -156,7 +180,11 @@ class GALRecSettings:
             stopping_step=self.external_stopping_step,
             overrides=self.external_config,
         )
+        self.encoder = TextEncoderSettings(
+            path=self.llm_path, max_len=self.text_encoder_max_len, batch_size=self.text_encoder_batch_size
+        )
         check_choice("item_text_mode", self.item_text_mode, TEXT_MODES)
+        check_choice("item_text_source", self.item_text_source, TEXT_SOURCES)
         check_choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         check_choice("score_start", self.score_start, SCORE_STARTS)
         if not self.score_lr_scale > 0:
@@ -224,23 +252,6 @@ class GALRecSettings:
     def from_config(cls, config) -> "GALRecSettings":
         """Read every field from a RecBole ``Config`` (or any mapping with ``final_config_dict``-like keys)."""
         return _read_fields(cls, config, "GALRec", _KEY_PREFIXES)
-
-
-@dataclass(frozen=True)
-class TextEncoderSettings:
-    """How each item's text becomes one vector with a frozen text encoder, one object for
-    :mod:`recbole_galrec.layers.text_encoder`; the defaults are those of ``properties/model/SASRecText.yaml``."""
-
-    path: str | None = None  # llm_path: local folder or hub id; None: the offline default MiniLM
-    max_len: int = 64  # text_encoder_max_len: tokens per text, the tokenizer's special tokens included
-    batch_size: int = 256  # text_encoder_batch_size: texts per forward pass
-
-    def __post_init__(self):
-        if self.max_len < 3:
-            raise ConfigError(
-                f"text_encoder_max_len must be >= 3 (room for [CLS], one word and [SEP]), got {self.max_len}."
-            )
-        _at_least("text_encoder_batch_size", self.batch_size, 1)
 
 
 @dataclass

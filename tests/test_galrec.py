@@ -577,6 +577,49 @@ def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
     assert any(key.startswith("score_user.") for key in model.state_dict()) == skip
 
 
+def test_a_centred_query_gives_the_language_models_term_no_item_prior(ml100k):
+    """score_residual_center: in training the term's mean over the batch's users is the same for every item (no
+    user-independent item prior to learn); at evaluation the running mean is subtracted; it is saved."""
+    model = build_model(ml100k, external_user_skip=False, score_residual_center=True).train()
+    batch = first_batch(ml100k[2])[:32]
+    with torch.no_grad():
+        model.residual_gate.fill_(1.0)
+        model.user_head.bias.normal_()  # a head bias alone would be an item prior shared by every user
+        user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        prior = model.scores(user).mean(0)  # [n_items]: the term's part shared by the batch's users
+        assert float(prior[1:].std()) < 1e-5
+        assert float(model.query_centre.mean.abs().sum()) > 0  # the running mean moved
+        model.eval()
+        query = model.user_head(user.e0)
+        expected = model.item_scores(query - model.query_centre.mean)
+        assert torch.allclose(model.scores(user), expected, atol=1e-5)
+        plain = build_model(ml100k, external_user_skip=False).train()
+        plain.residual_gate.fill_(1.0)
+        plain.user_head.bias.normal_()
+        shared = plain.scores(plain.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]))
+        assert float(shared.mean(0)[1:].std()) > 1e-3  # without centring the batch shares an item prior
+    assert "query_centre.mean" in model.state_dict() and "query_centre.mean" not in plain.state_dict()
+
+
+def test_item_text_vectors_from_the_whole_encoder(ml100k):
+    """item_text_source encoder: the items' text vectors are the whole frozen model's, L2-normalised, not the
+    backbone's (which item_text_len cuts and llm_num_layers may truncate)."""
+    from recbole_galrec.layers.text_encoder import encode_texts, load_text_encoder
+
+    config = ml100k[0]
+    backbone = build_model(ml100k, item_text_mode="embedding").inputs.item_text_vectors
+    model = build_model(ml100k, item_text_mode="embedding", item_text_source="encoder", text_encoder_max_len=16)
+    vectors = model.inputs.item_text_vectors
+    texts = ml100k[2]._dataset.item_texts
+    encoder = load_text_encoder(model.settings.encoder)
+    assert torch.allclose(vectors, encode_texts(encoder, texts, 64, "cpu"), atol=1e-6)
+    assert vectors.shape == backbone.shape and not torch.allclose(vectors, backbone)
+    assert torch.allclose(vectors[1:].norm(dim=1), torch.ones(len(texts) - 1), atol=1e-5)
+    with pytest.raises(ConfigError, match="item_text_source"):
+        build_model(ml100k, item_text_source="words")
+    assert config["item_text_source"] == "backbone"
+
+
 def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec):
     """With score_start: sasrec an untrained GALRec's scores are SASRec's: its encoder's vector of the
     history dotted with its item table (here a random SASRec; tests/test_external.py checks the encoder

@@ -40,6 +40,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.layers.centre import RunningCentre
 from recbole_galrec.layers.contrast import ContrastKeys, ContrastLog, ContrastTerm
 from recbole_galrec.layers.losses import info_nce
 from recbole_galrec.layers.moco import MomentumParameters
@@ -117,6 +118,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
 
         # scoring: the language model's gated head plus (external_user_skip) an external term (P_u x_u) . (P_i x_i)
         self.user_head = nn.Linear(hidden, hidden)
+        self.query_centre = RunningCentre(hidden) if s.score_residual_center else None  # no item prior in the term
         self.residual_gate = nn.Parameter(torch.ones(()))  # 0 at a SASRec start (see _init_weights)
         self.score_user = self.score_item = None
         self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
@@ -238,7 +240,9 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         frozen features."""
         scores = 0.0
         if self.settings.score_residual:
-            scores = self.residual_gate * self.item_scores(self.user_head(user.e0))  # [B, n_items]
+            query = self.user_head(user.e0)  # [B, H]
+            query = self.query_centre(query) if self.query_centre is not None else query
+            scores = self.residual_gate * self.item_scores(query)  # [B, n_items]
         if self.score_user is not None:
             query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
             scores = scores + query @ self.item_features.T

@@ -114,7 +114,8 @@ def galrec_inputs(config, dataset, external: list | None = None, item_text_vecto
 
     ``external``: the external models' tables (:class:`recbole_galrec.model.encoders.ExternalEmbeddings`)
     when already at hand (a checkpoint's); ``None``: :func:`recbole_galrec.external.load_external_embeddings`.
-    ``item_text_vectors``: ``[n_items, H]`` when already at hand (a checkpoint's); ``None``: encoded here.
+    ``item_text_vectors``: ``[n_items, H]`` when already at hand (a checkpoint's); ``None``: encoded here, by the
+    backbone or (``item_text_source: encoder``) by the whole frozen text encoder as SASRecText's table is.
     """
     settings = config.settings
     check_backbone(settings.backbone)
@@ -126,7 +127,11 @@ def galrec_inputs(config, dataset, external: list | None = None, item_text_vecto
     tokens = task_tokens(settings.prompt_user_template, settings.prompt_item_template)
     backbone = load_backbone(settings.backbone, added_tokens=tokens)
     text_vectors = item_text_vectors
-    if text_vectors is None and settings.item_text_mode == "embedding":
+    if text_vectors is None and settings.item_text_mode == "embedding" and settings.item_text_source == "encoder":
+        encoder = load_text_encoder(settings.encoder)  # the whole frozen model, its own pooling and normalisation
+        text_vectors = encode_texts(encoder, dataset.item_texts, settings.encoder.batch_size, config["device"])
+        del encoder
+    elif text_vectors is None and settings.item_text_mode == "embedding":
         text_vectors = encode_item_texts(
             backbone, dataset.item_texts, settings.item_text_len, settings.llm_batch_size, config["device"]
         )
