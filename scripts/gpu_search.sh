@@ -21,11 +21,11 @@ out=$2
 seconds=$3
 shift 3
 dataset=${DATASET:-amazon-beauty}
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2  # the repository's root: grids by relative path
 mkdir -p "$out"
 pids=()
 for model in ${MODELS:-SASRec GRU4Rec LightGCN}; do
-    grid="$root/docs/search/$(echo "$model" | tr '[:upper:]' '[:lower:]')-$dataset.yaml"
+    grid="docs/search/$(echo "$model" | tr '[:upper:]' '[:lower:]')-$dataset.yaml"
     if [ ! -f "$grid" ]; then
         echo "error: no grid $grid for $model on $dataset" >&2
         exit 2

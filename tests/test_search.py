@@ -66,3 +66,21 @@ def test_a_search_runs_each_configuration_once_and_ranks_them_on_validation(work
     before = (workdir / "out" / "one-block.json").stat().st_mtime
     assert search.main(args) == 0  # the same command again: nothing runs twice
     assert (workdir / "out" / "one-block.json").stat().st_mtime == before
+
+
+def test_the_table_marks_runs_ended_by_their_time_budget_and_shows_no_machine_path(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.chdir(tmp_path)
+    args = SimpleNamespace(
+        model="SASRec", dataset="d", seed=1, select="recbole", data_path="/data/sets",
+        grid=str(tmp_path / "grids" / "g.yaml"), profile="cpu", overrides=["--train_time_budget=60"],
+    )  # fmt: skip
+    row = {"settings": {"epochs": 9}, "recbole": 0.05, "viewed_filtered": 0.06, "best_valid_epoch": 3}
+    row |= {"epochs_run": 5, "max_epochs": 9, "seconds_per_epoch": 1.0, "train_seconds": 6.0}
+    rows = [{**row, "name": "cut", "time_budget_spent": True}, {**row, "name": "whole", "time_budget_spent": False}]
+    search.write_report(tmp_path, rows, args, {"epochs": 9})
+    text = (tmp_path / "search.md").read_text()
+    assert "| cut | (base) | 0.0500 | 0.0600 | 3 | 5 of 9 (time budget) |" in text
+    assert "| whole | (base) | 0.0500 | 0.0600 | 3 | 5 of 9 |" in text
+    assert "--grid=grids/g.yaml" in text and str(tmp_path) not in text and "/data/sets" not in text

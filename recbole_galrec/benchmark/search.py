@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_galrec.benchmark.store import atomic_write_text
+from recbole_galrec.benchmark.store import atomic_write_text, public_path
 from recbole_galrec.errors import ConfigError
 
 PROTOCOL_KEYS = {"recbole": "best_valid_result", "viewed_filtered": "valid_viewed_filtered"}
@@ -87,7 +87,14 @@ def collect(out: Path, configs: dict[str, dict], base: dict, select: str) -> lis
         row = {"name": name, "settings": {**base, **settings}}
         for protocol, key in PROTOCOL_KEYS.items():
             row[protocol] = (result.get(key) or {}).get("ndcg@10")
-        for key in ("best_valid_epoch", "epochs_run", "max_epochs", "seconds_per_epoch", "train_seconds"):
+        for key in (
+            "best_valid_epoch",
+            "epochs_run",
+            "max_epochs",
+            "time_budget_spent",
+            "seconds_per_epoch",
+            "train_seconds",
+        ):
             row[key] = result.get(key)
         rows.append(row)
     return sorted(rows, key=lambda row: -(row[select] if row[select] is not None else -1.0))
@@ -119,7 +126,8 @@ def write_report(out: Path, rows: list[dict], args, base: dict) -> None:
         own = {k: v for k, v in row["settings"].items() if k not in base or base[k] != v}
         cells = [row["name"], f"`{json.dumps(own)}`" if own else "(base)"]
         cells += [f"{row[p]:.4f}" if row[p] is not None else "n/a" for p in PROTOCOL_KEYS]
-        cells += [str(row["best_valid_epoch"]), f"{row['epochs_run']} of {row['max_epochs']}"]
+        budget = " (time budget)" if row.get("time_budget_spent") else ""
+        cells += [str(row["best_valid_epoch"]), f"{row['epochs_run']} of {row['max_epochs']}{budget}"]
         cells += [f"{row['seconds_per_epoch']:.1f}", f"{row['train_seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     atomic_write_text(out / "search.md", "\n".join(lines) + "\n")
@@ -129,7 +137,7 @@ def _command(args) -> str:
     parts = ["python -m recbole_galrec.benchmark.search", f"--model={args.model}", f"--dataset={args.dataset}"]
     if args.data_path:
         parts.append("--data_path=<datasets>")
-    parts += [f"--grid={args.grid}", f"--seed={args.seed}"]
+    parts += [f"--grid={public_path(args.grid)}", f"--seed={args.seed}"]
     if args.profile:
         parts.append(f"--profile={args.profile}")
     return " ".join(parts + [f"--select={args.select}", "--output=<output>", *args.overrides])
