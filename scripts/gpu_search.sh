@@ -16,8 +16,8 @@ if [ $# -lt 3 ]; then
     sed -n '2,14p' "$0" >&2
     exit 2
 fi
-data=$1
-out=$2
+data=$(realpath -m "$1")  # absolute: the script runs from the repository's root
+out=$(realpath -m "$2")
 seconds=$3
 shift 3
 dataset=${DATASET:-amazon-beauty}
