@@ -9,9 +9,10 @@ Usage::
 Every model gets the same dataset, split and evaluator (this package's ``properties/`` fix the protocol and
 ``load_col`` per dataset), the same config files and ``--key=value`` overrides, and the same seeds:
 ``--seeds=N`` runs ``2020, 2021, ...``, ``--seeds=2020,2024`` exactly those (one seed: ``--seeds=2020,``).
-A model label is a RecBole model name or a variant from :data:`MODEL_LABELS` (``SASRec-BPR``); a variant's own
-keys win over the common overrides. Config precedence for each run, highest first: the seed > the label's keys
-> ``--key=value`` > ``--config_files`` > ``--profile`` > ``properties/`` > RecBole's defaults.
+A model label is a RecBole model name, a variant from :data:`MODEL_LABELS` (``SASRec-BPR``) or either with one
+key set (``GALRec[contrast_tau=0.05]``); a variant's own keys win over the common overrides. Config precedence
+for each run, highest first: the seed > the label's keys > ``--key=value`` > ``--config_files`` > ``--profile``
+> ``properties/`` > RecBole's defaults.
 
 A GALRec run uses the same seed's SASRec and LightGCN runs of the benchmark as its external models (their best
 checkpoints, through ``external_checkpoints``) when those labels are among ``--models``: they run first, and

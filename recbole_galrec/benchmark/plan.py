@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 from recbole_galrec.errors import ConfigError
@@ -62,8 +63,32 @@ RESERVED_KEYS = {
 RUN_DEFAULTS = {"show_progress": False}
 
 
+# A label with one key set: "GALRec[contrast_tau=0.05]" is GALRec with contrast_tau 0.05, the value read as on the
+# command line; its base is any label ("GALRec-noLM[lambda1=0.5]"). Its key wins over the base label's keys.
+SETTING_LABEL = re.compile(r"(?P<base>[^\[\]]+)\[(?P<key>\w+)=(?P<value>.*)\]")
+
+
+def setting_label(base: str, key: str, value) -> str:
+    """The label of ``base`` with ``key`` set to ``value``, written so that :func:`resolve_label` reads back
+    ``value`` itself (``GALRec[contrast_tau=0.05]``, ``GALRec[item_text_mode=none]``)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    if _read_value(key, text) != value:  # a string read as a number on the command line ("0.5") as well
+        raise ConfigError(f"{key}={value!r} cannot be written in a label: it would read back as another value.")
+    return f"{base}[{key}={text}]"
+
+
+def _read_value(key: str, text: str):
+    from recbole_galrec.cli import parse_overrides
+
+    return parse_overrides([f"--{key}={text}"])[key]
+
+
 def resolve_label(label: str) -> tuple[str, dict]:
     """The RecBole model name and the extra config of a model label; unknown labels raise ConfigError."""
+    setting = SETTING_LABEL.fullmatch(label)
+    if setting:
+        model, extra = resolve_label(setting["base"])
+        return model, {**extra, setting["key"]: _read_value(setting["key"], setting["value"])}
     if label in MODEL_LABELS:
         model, extra = MODEL_LABELS[label]
         return model, copy.deepcopy(extra)
@@ -73,7 +98,8 @@ def resolve_label(label: str) -> tuple[str, dict]:
         return label, {}
     raise ConfigError(
         f"Unknown model label '{label}'. Known labels: {', '.join(MODEL_LABELS)}; "
-        "any RecBole model name works too, spelt as RecBole spells it (e.g. NARM, Caser, BPR)."
+        "any RecBole model name works too, spelt as RecBole spells it (e.g. NARM, Caser, BPR), and any label with "
+        "one key set, as in GALRec[contrast_tau=0.05]."
     )
 
 

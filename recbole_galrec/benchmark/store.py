@@ -80,15 +80,15 @@ def path_replacements(settings: dict, data_folder: str | None) -> dict[str, str]
     return replacements
 
 
-def public_command(argv: list[str]) -> str:
-    """The benchmark's command line with every absolute path made public."""
+def public_command(argv: list[str], program: str = "python -m recbole_galrec.benchmark") -> str:
+    """The command line of ``program`` (by default the benchmark) with every absolute path made public."""
     words = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key.startswith("--") and os.path.isabs(value):
             arg = f"{key}={public_path(value)}"
         words.append(arg)
-    return " ".join(["python", "-m", "recbole_galrec.benchmark", *words])
+    return " ".join([program, *words])
 
 
 def cpu_model() -> str:
