@@ -52,7 +52,8 @@ def run_recbole_galrec(
         saved: keep the best checkpoint and reload it for the test phase.
         result_file: where to write the result as JSON (``None``: not written).
         per_user_file: where to write each test user's NDCG@10, Hit@10 and MRR@10 as a gzip CSV
-            (:mod:`recbole_galrec.running.per_user`; ``None``: not written).
+            (:mod:`recbole_galrec.running.per_user`; ``None``: not written); the best model's validation users go
+            beside it, in the same columns (:func:`valid_per_user_file`: ``users.csv.gz`` -> ``users.valid.csv.gz``).
         resume: a checkpoint of an interrupted run with the same settings (best or ``-last``) to continue from.
 
     Returns:
@@ -117,6 +118,9 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
         trainer.resume_checkpoint(resume, resumed)
     fit = _fit(trainer, train_data, valid_data, saved, config["show_progress"])
     test = _test(trainer, test_data, saved, config["show_progress"])
+    if per_user_file:  # the same model's validation users: where it helps, judged without the test split
+        valid = _test(trainer, valid_data, saved, config["show_progress"])
+        _write_per_user(valid.per_user, valid_per_user_file(per_user_file), logger)
     per_user_file = _write_per_user(test.per_user, per_user_file, logger)
     checkpoint = trainer.saved_model_file if saved else None
     result = _result(config, statistics, parameters, trainer, fit, test, checkpoint, per_user_file)
@@ -156,8 +160,15 @@ def _fit(trainer, train_data, valid_data, saved: bool, show_progress: bool) -> _
     return _Fit(best_valid_score, best_valid_result, seconds)
 
 
+def valid_per_user_file(per_user_file: str) -> str:
+    """Where a run writes its validation users' metrics, beside the test users' ``per_user_file``."""
+    stem = per_user_file[: -len(".csv.gz")] if per_user_file.endswith(".csv.gz") else per_user_file
+    return f"{stem}.valid.csv.gz"
+
+
 def _test(trainer, test_data, saved: bool, show_progress: bool) -> _Test:
-    """The test result (of the best checkpoint when one was saved), its seconds, and its per-user metrics."""
+    """The test result (of the best checkpoint when one was saved), its seconds, and its per-user metrics; the same
+    for the validation split when given it (``test_data`` is then the validation loader)."""
     recorder = PerUserRecorder(trainer, test_data._dataset.uid_field)  # the test pass only
     start = time.perf_counter()
     try:
@@ -181,7 +192,7 @@ def _write_per_user(per_user, per_user_file: str | None, logger) -> str | None:
     if per_user_file and distributed.rank() == 0:
         os.makedirs(os.path.dirname(os.path.abspath(per_user_file)), exist_ok=True)
         write_per_user(per_user, per_user_file)
-        logger.info(f"per-user test metrics of {len(per_user):,} users written to {per_user_file}")
+        logger.info(f"per-user metrics of {len(per_user):,} users written to {per_user_file}")
     return per_user_file or None
 
 

@@ -170,3 +170,7 @@ def test_a_run_reports_both_protocols_and_the_per_user_file_agrees(workdir):
     assert (users.loc[users["rank"] <= 10, "hit@10"] == 1).all()  # in the top 10 however ties are broken
     assert ((users["rank"] <= 10) == (users["hit@10"] == 1)).mean() > 0.99
     assert (users["item_count"] >= 0).all() and (users["history_len"] >= 3).all()
+    valid = pd.read_csv("users.valid.csv.gz")  # the best model's validation users, beside the test users
+    assert valid["ndcg@10"].mean() == pytest.approx(result.best_valid_result["ndcg@10"], abs=5e-5)
+    assert valid["ndcg@10_filtered"].mean() == pytest.approx(result.valid_viewed_filtered["ndcg@10"], abs=5e-5)
+    assert (valid["history_len"] == users["history_len"] - 1).all()  # the validation item is not yet history

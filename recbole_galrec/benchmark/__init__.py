@@ -22,7 +22,8 @@ Each run executes in a fresh Python process, up to ``--jobs`` at once; the termi
 (loss, validation score, time, time left at most) from the progress events the run writes, one JSON line each,
 to ``<stem>.progress.jsonl`` while it runs (:mod:`recbole_galrec.running.progress`), and its full output goes to
 ``OUTPUT/runs/<dataset>/<label>-seed<seed>.log``. Beside the log: ``<stem>.users.csv.gz``, the run's per-user
-test NDCG@10, Hit@10 and MRR@10 (:mod:`recbole_galrec.running.per_user`), and under ``checkpoints/<stem>/`` (never
+test NDCG@10, Hit@10 and MRR@10 (:mod:`recbole_galrec.running.per_user`; the validation users' beside it, in
+``<stem>.users.valid.csv.gz``), and under ``checkpoints/<stem>/`` (never
 committed: the folder ignores itself) its best checkpoint. After every run the parent process rewrites,
 atomically:
 
