@@ -31,6 +31,7 @@ from recbole.utils import FeatureType
 from recbole_galrec import compat
 from recbole_galrec.errors import ConfigError, GALRecError
 from recbole_galrec.running import checkpoints
+from recbole_galrec.running.files import write_atomic
 
 logger = logging.getLogger("recbole_galrec.recommend")  # (not __name__: "__main__" under python -m)
 
@@ -236,19 +237,17 @@ def _field_strings(dataset, field: str) -> list[str]:
 
 def _write_rows(rows: Iterable[dict], output: str) -> int:
     """Write one JSON line per row to a temporary file beside ``output``, renamed to ``output`` once every row is
-    written: a failure leaves no file (or the previous one) behind. Returns the rows written."""
-    tmp, fd = checkpoints.new_temporary(output)
+    written (:func:`recbole_galrec.running.files.write_atomic`): a failure leaves no file (or the previous one)
+    behind. Returns the rows written."""
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-                count += 1
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    def write(f) -> None:
+        nonlocal count
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+            count += 1
+
+    write_atomic(output, write)
     return count
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.running.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,9 @@ LOCATION_KEYS = ("data_path",)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through a temporary file of its own and a rename: no reader sees half a file, and
+    writers side by side (a search's configurations) do not share a temporary."""
+    write_atomic(path, lambda f: f.write(text))
 
 
 def public_path(value: str) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from recbole_galrec.errors import ConfigError
+from recbole_galrec.running.files import write_atomic
 
 ATOMIC_SUFFIXES = (".inter", ".item", ".user", ".kg", ".link", ".net")
 # Config keys that say where a run reads and writes, on what device, how it logs or how fast it goes, not what it
@@ -148,31 +149,11 @@ def claim(best_file: str) -> Claim:
 
 
 def save_atomic(state: dict, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a kill while saving never leaves a
-    truncated file where the previous good one was. The file gets the mode the umask gives new files (0644 under
-    umask 022), as a plain ``open`` would."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp, fd = new_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)  # torch's default pickle protocol: what weights_only loading reads
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def new_temporary(path: str) -> tuple[str, int]:
-    """A new file beside ``path``, created exclusively with mode 0666 less the umask (``mkstemp`` gives 0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = f"{os.path.abspath(path)}.{secrets.token_hex(4)}.tmp"
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
+    """``torch.save`` to a temporary file in the same folder, then rename (:func:`.files.write_atomic`): a kill while
+    saving never leaves a truncated file where the previous good one was. The file gets the mode the umask gives
+    new files (0644 under umask 022), as a plain ``open`` would."""
+    # torch's default pickle protocol: what weights_only loading reads
+    write_atomic(path, lambda f: torch.save(state, f), binary=True)
 
 
 def load(path: str, device=None) -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
+
+from recbole_galrec.running.files import write_atomic
 
 
 @dataclass
@@ -49,14 +50,5 @@ class RunResult:
 
     def write(self, path: str) -> None:
         """Write :meth:`to_dict` as indented JSON to ``path``, creating its folder. The file appears whole or not
-        at all (written beside it, then renamed): a reader in another process never sees half of it."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        partial = f"{path}.{os.getpid()}.partial"
-        try:
-            with open(partial, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-            os.replace(partial, path)
-        except BaseException:
-            if os.path.exists(partial):
-                os.remove(partial)
-            raise
+        at all (:func:`recbole_galrec.running.files.write_atomic`): a reader in another process never sees half."""
+        write_atomic(path, lambda f: json.dump(self.to_dict(), f, indent=2))
