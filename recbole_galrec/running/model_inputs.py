@@ -97,10 +97,7 @@ def item_text_table(config, dataset) -> torch.Tensor:
     """SASRecText's item table before training, ``[n_items, hidden_size]``: each item's text (``dataset``'s
     ``item_texts``) encoded by the frozen text encoder (``llm_path``, ``text_encoder_*``) on the run's device,
     then projected to ``hidden_size`` at the scale of SASRec's initialisation (``initializer_range``)."""
-    settings = config.settings.encoder
-    encoder = load_text_encoder(settings)
-    vectors = encode_texts(encoder, dataset.item_texts, settings.batch_size, config["device"])  # [n_items, D]
-    del encoder  # the encoder's memory is not needed for training
+    vectors = encoder_text_vectors(config.settings.encoder, dataset.item_texts, config["device"])  # [n_items, D]
     table = project_text_vectors(vectors, config["hidden_size"], config["initializer_range"])  # [n_items, H]
     logger.info(
         f"item text table: {int(vectors.abs().sum(-1).gt(0).sum())} of {dataset.item_num - 1} items encoded into "
@@ -127,15 +124,21 @@ def galrec_inputs(config, dataset, external: list | None = None, item_text_vecto
     tokens = task_tokens(settings.prompt_user_template, settings.prompt_item_template)
     backbone = load_backbone(settings.backbone, added_tokens=tokens)
     text_vectors = item_text_vectors
-    if text_vectors is None and settings.item_text_mode == "embedding" and settings.item_text_source == "encoder":
-        encoder = load_text_encoder(settings.encoder)  # the whole frozen model, its own pooling and normalisation
-        text_vectors = encode_texts(encoder, dataset.item_texts, settings.encoder.batch_size, config["device"])
-        del encoder
-    elif text_vectors is None and settings.item_text_mode == "embedding":
-        text_vectors = encode_item_texts(
-            backbone, dataset.item_texts, settings.item_text_len, settings.llm_batch_size, config["device"]
-        )
+    if text_vectors is None and settings.item_text_mode == "embedding":
+        if settings.item_text_source == "encoder":  # the whole frozen model, its own pooling and normalisation
+            text_vectors = encoder_text_vectors(settings.encoder, dataset.item_texts, config["device"])
+        else:
+            text_vectors = encode_item_texts(
+                backbone, dataset.item_texts, settings.item_text_len, settings.llm_batch_size, config["device"]
+            )
     return GALRecInputs(backbone=backbone, external=list(external), item_text_vectors=text_vectors)
+
+
+def encoder_text_vectors(settings, texts: list[str], device) -> torch.Tensor:
+    """Each text's vector from the frozen text encoder of ``settings`` (a ``TextEncoderSettings``): ``[N, D]``
+    float32 on the CPU. The encoder is loaded for this and let go after: training does not need its memory."""
+    encoder = load_text_encoder(settings)
+    return encode_texts(encoder, texts, settings.batch_size, device)
 
 
 def encode_item_texts(backbone, texts: list[str], length: int, batch_size: int, device) -> torch.Tensor:
