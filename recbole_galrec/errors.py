@@ -13,6 +13,10 @@ class ConfigError(GALRecError, ValueError):
     """A config file, a command-line override or a model key is missing, malformed or out of range."""
 
 
+class ResumeError(ConfigError):
+    """A ``--resume`` checkpoint is unreadable or of another run: the run cannot continue from it (a new run can)."""
+
+
 class UnknownModelError(GALRecError, ValueError):
     """No model of that name in ``recbole_galrec`` nor in RecBole."""
 

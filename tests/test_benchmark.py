@@ -624,3 +624,66 @@ def test_the_external_models_note_names_each_galrec_label():
     notes = _notes({"runs": runs})
     assert any(note.startswith("GALRec seed 1 used this benchmark's") for note in notes)
     assert any(note.startswith("GALRec-noLM seed 1 used this benchmark's") for note in notes)
+
+
+# ------------------------------------------------------------------- a run interrupted with the benchmark goes on
+def test_a_run_whose_checkpoint_cannot_continue_starts_afresh(workdir):
+    """An interrupted run's leftover '-last' checkpoint that cannot serve the run (here unreadable) is said in the
+    log and the run starts clean; a retry of a failed run never reads what its checkpoint folder holds."""
+    bench = runner.Benchmark("ml-100k", ["Pop"], [2020], workdir / "out", [], {}, None)
+    folder = bench.folder / runner.CHECKPOINT_FOLDER / planning.run_stem("Pop", 2020)
+    folder.mkdir(parents=True)
+    (folder / "Pop-x-last.pth").write_bytes(b"not a checkpoint")
+    assert runner.interrupted_checkpoint(folder) == str(folder / "Pop-x-last.pth")
+    job = bench.start_run("Pop", 2020, None)
+    assert job.resumed == str(folder / "Pop-x-last.pth")
+    job.proc.wait(timeout=300)
+    run = bench.finish_run(job, 1.0, {})
+    log = (workdir / "out" / run["log"]).read_text()
+    assert run["status"] == "ok", run["error"]
+    assert run["resumed"] is False and "cannot continue the interrupted run" in log and "cannot be read" in log
+    assert runner.interrupted_checkpoint(folder) is not None  # the fresh run's own
+
+    (folder / "Pop-y-last.pth").write_bytes(b"left by a failed run")
+    job = bench.start_run("Pop", 2020, None, retry=True)
+    assert job.resumed is None and not (folder / "Pop-y-last.pth").exists()
+    job.proc.wait(timeout=300)
+    assert bench.finish_run(job, 1.0, {})["resumed"] is False
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_with_the_benchmark_continues_from_its_last_epoch(workdir):
+    """SIGTERM after the first epoch's checkpoint, then the same command: the run continues at its second epoch
+    (not from scratch), trains its three epochs in all, and the report says it was continued."""
+    settings = {**TINY_SASREC, "epochs": 3, "stopping_step": 10}
+    command = [
+        sys.executable,
+        "-m",
+        "recbole_galrec.benchmark",
+        "--dataset=ml-100k",
+        "--models=SASRec",
+        "--seeds=2020,",
+        "--output=out",
+        *[f"--{key}={value}" for key, value in settings.items()],
+    ]
+    parent = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    folder = workdir / "out" / "runs" / "ml-100k" / runner.CHECKPOINT_FOLDER / "SASRec-seed2020"
+    deadline = time.monotonic() + 300
+    while runner.interrupted_checkpoint(folder) is None and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    _, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 130, stderr  # interrupted before the run ended
+    assert (
+        not (workdir / "out" / "ml-100k.json").exists()
+        or not json.loads((workdir / "out" / "ml-100k.json").read_text())["runs"]
+    )
+
+    proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "interrupted before, continues from" in proc.stderr
+    (run,) = json.loads((workdir / "out" / "ml-100k.json").read_text())["runs"]
+    assert run["status"] == "ok" and run["resumed"] is True and run["epochs_run"] == 3
+    log = (workdir / "out" / run["log"]).read_text()
+    assert re.search(r"resumed from .*-last\.pth: training continues at epoch [12]", log)
+    assert "Interrupted with the benchmark and continued" in (workdir / "out" / "ml-100k.md").read_text()

@@ -226,6 +226,12 @@ def _notes(results: dict) -> list[str]:
         notes.append(
             f"(cap): the run ended at its epoch cap{budget} rather than by early stopping; it may not have converged."
         )
+    resumed = [f"{run['model']} seed {run['seed']}" for run in runs if run.get("resumed")]
+    if resumed:
+        notes.append(
+            f"Interrupted with the benchmark and continued from the last epoch's checkpoint: {', '.join(resumed)}; "
+            "wall s counts the continuing process only, the training times and counts the whole run."
+        )
     for run in runs:
         if run.get("recbole_model", run["model"]) != "GALRec":
             continue

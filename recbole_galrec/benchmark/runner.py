@@ -130,6 +130,7 @@ class Running:
     record_file: Path
     start: float
     external: dict | None
+    resumed: str | None = None  # the interrupted run's checkpoint it continues from
     progress: Progress = field(default_factory=Progress)
 
 
@@ -150,15 +151,19 @@ class Benchmark:
     def folder(self) -> Path:
         return self.out / "runs" / self.dataset
 
-    def start_run(self, label: str, seed: int, external: dict | None) -> Running:
-        """Start one (label, seed) in a fresh Python process; ``external``: GALRec's checkpoints by model."""
+    def start_run(self, label: str, seed: int, external: dict | None, retry: bool = False) -> Running:
+        """Start one (label, seed) in a fresh Python process; ``external``: GALRec's checkpoints by model. A run
+        interrupted with the benchmark (no record) continues from its last epoch's checkpoint when it has one; a
+        ``retry`` of a failed run starts clean."""
         model, config_dict = planning.run_config(label, self.overrides, seed)
         files = profile_files(self.profile, model) + [os.path.abspath(path) for path in self.config_files]
         stem = planning.run_stem(label, seed)
         checkpoints = self.folder / CHECKPOINT_FOLDER  # the output folder is made here, when the first run starts
         checkpoints.mkdir(parents=True, exist_ok=True)
         (checkpoints / ".gitignore").write_text("*\n", encoding="utf-8")  # checkpoints are never committed
-        shutil.rmtree(checkpoints / stem, ignore_errors=True)  # a retried run starts clean
+        resume = None if retry else interrupted_checkpoint(checkpoints / stem)
+        if resume is None:
+            shutil.rmtree(checkpoints / stem, ignore_errors=True)
         config_dict["checkpoint_dir"] = str(checkpoints / stem)
         if external:
             given = dict(config_dict.get("external_checkpoints") or {})
@@ -175,20 +180,22 @@ class Benchmark:
             "record_file": str(self.folder / f"{stem}.record.json"),
             "per_user_file": str(self.folder / f"{stem}.users.csv.gz"),
             "progress_file": str(self.folder / f"{stem}.progress.jsonl"),
+            "resume": resume,
         }
         spec_file, log_file = self.folder / f"{stem}.spec.json", self.folder / f"{stem}.log"
         spec_file.write_text(json.dumps(spec, indent=2), encoding="utf-8")
         record_file, progress_file = Path(spec["record_file"]), Path(spec["progress_file"])
         for stale in (record_file, progress_file, Path(spec["per_user_file"])):
             stale.unlink(missing_ok=True)
-        with open(log_file, "w", encoding="utf-8") as log:
+        with open(log_file, "a" if resume else "w", encoding="utf-8") as log:  # a resumed run's log goes on
             proc = subprocess.Popen(
                 [sys.executable, "-m", "recbole_galrec.benchmark", f"{WORKER_FLAG}={spec_file}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        return Running(label, model, seed, proc, log_file, progress_file, record_file, time.perf_counter(), external)
+        start = time.perf_counter()
+        return Running(label, model, seed, proc, log_file, progress_file, record_file, start, external, resume)
 
     def finish_run(self, running: Running, wall: float, scrub: dict[str, str]) -> dict:
         """The record of a finished run, its paths relative to the output folder (its progress file removed: the
@@ -235,6 +242,13 @@ def _external_for(bench: Benchmark, results: dict, label: str, seed: int) -> tup
             )
         external[dep_label] = str(path)
     return external, None
+
+
+def interrupted_checkpoint(folder: Path) -> str | None:
+    """The last epoch's checkpoint (``*-last.pth``) an interrupted run left in its checkpoint ``folder`` (the newest,
+    should there be several), or None."""
+    found = sorted(folder.glob("*-last.pth"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    return str(found[-1]) if found else None
 
 
 def run_benchmark(
@@ -289,6 +303,7 @@ def run_benchmark(
     runs = planning.order_plan(labels, seeds)
     number = {key: i for i, key in enumerate(runs, 1)}
     pending = [key for key in runs if key not in done_runs(results)]
+    failed = {(run["model"], run["seed"]) for run in results["runs"] if run.get("status") != "ok"}
     for key in runs:
         if key not in pending:
             logger.info(f"{_prefix(number, len(runs), *key)}: skipped, already ok in {out / f'{dataset}.json'}")
@@ -309,7 +324,9 @@ def run_benchmark(
                     _record(bench, results, run, number, len(runs), start)
                     continue
                 logger.info(f"{_prefix(number, len(runs), *key)}: start (elapsed {time.perf_counter() - start:.1f} s)")
-                running[key] = bench.start_run(*key, external)
+                job = running[key] = bench.start_run(*key, external, retry=key in failed)
+                if job.resumed:
+                    logger.info(f"{_prefix(number, len(runs), *key)}: interrupted before, continues from {job.resumed}")
             time.sleep(POLL_SECONDS)
             for key, job in list(running.items()):
                 finished = job.proc.poll() is not None  # then its last events are in the file read next

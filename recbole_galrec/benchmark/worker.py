@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import traceback
 from pathlib import Path
 
 from recbole_galrec.benchmark.store import atomic_write_text
+from recbole_galrec.errors import ResumeError
 from recbole_galrec.running.result import RunResult
 
 # Keys of a run record copied as they are from the RunResult fields of the same name.
@@ -41,6 +43,7 @@ RUN_KEYS = [
     "valid_viewed_filtered",
     *RESULT_KEYS,
     "wall_seconds",
+    "resumed",
     "peak_rss_mib",
     "peak_gpu_mib",
     "trainable_params",
@@ -99,16 +102,29 @@ def worker(spec_file: str) -> int:
         from recbole_galrec.quick_start import run_recbole_galrec
         from recbole_galrec.running import progress
 
-        with progress.to_file(spec["progress_file"]):
-            result = run_recbole_galrec(
-                spec["model"],
-                spec["dataset"],
-                config_file_list=spec["config_files"],
-                config_dict=spec["config_dict"],
-                result_file=spec["result_file"],
-                per_user_file=spec["per_user_file"],
-            )
+        def start(resume: str | None) -> RunResult:
+            with progress.to_file(spec["progress_file"]):
+                return run_recbole_galrec(
+                    spec["model"],
+                    spec["dataset"],
+                    config_file_list=spec["config_files"],
+                    config_dict=spec["config_dict"],
+                    result_file=spec["result_file"],
+                    per_user_file=spec["per_user_file"],
+                    resume=resume,
+                )
+
+        resume = spec.get("resume")
+        try:
+            result = start(resume)
+        except ResumeError as err:  # not this run's checkpoint (settings changed since): the run starts afresh
+            if not resume:
+                raise
+            print(f"cannot continue the interrupted run ({err}); it starts afresh", flush=True)
+            shutil.rmtree(spec["config_dict"]["checkpoint_dir"], ignore_errors=True)
+            resume, result = None, start(None)
         run = run_from_result(run, result)
+        run["resumed"] = bool(resume)
     except Exception:  # any failure of a run is recorded, and the benchmark goes on
         run["status"] = "failed"
         run["error"] = last_lines(traceback.format_exc())

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from recbole_galrec.errors import ConfigError
+from recbole_galrec.errors import ConfigError, ResumeError
 from recbole_galrec.running.files import write_atomic
 
 ATOMIC_SUFFIXES = (".inter", ".item", ".user", ".kg", ".link", ".net")
@@ -276,20 +276,24 @@ def check_checkpoint_dir(folder: str) -> None:
 def check_resume(path: str, config) -> dict:
     """The checkpoint ``path`` to resume the run of ``config`` from: readable (:func:`load`), written by this
     package's trainer, of the same run (:func:`run_identity`), and not being written by a live run. Every
-    refusal is a ConfigError naming the file and what differs."""
-    checkpoint = load(path)
+    refusal is a ConfigError naming the file and what differs: a ResumeError when the file cannot serve this run
+    (a new run can start instead), a plain ConfigError when a live run still writes it."""
+    try:
+        checkpoint = load(path)
+    except ConfigError as err:
+        raise ResumeError(f"--resume: {err}") from None
     trained = checkpoint["config"]["model"]
     if trained != config["model"]:
-        raise ConfigError(f"--resume: '{path}' holds a {trained} run, not {config['model']}.")
+        raise ResumeError(f"--resume: '{path}' holds a {trained} run, not {config['model']}.")
     if "random_states" not in checkpoint:
-        raise ConfigError(
+        raise ResumeError(
             f"--resume: '{path}' was not written by this package's trainer (no random states); "
             "only its checkpoints can be resumed exactly."
         )
     stored = checkpoint.get("run") or run_identity(checkpoint["config"], data=False)  # older checkpoints
     differences = identity_differences(stored, run_identity(config))
     if differences:
-        raise ConfigError(
+        raise ResumeError(
             f"--resume: '{path}' is a checkpoint of another run: {'; '.join(differences)}. Resume with the "
             "settings and data of the interrupted run (its command line), or start a new run without --resume."
         )
