@@ -144,6 +144,53 @@ def test_two_hop_users_share_items_with_the_sample_history_and_exclude_the_user(
             assert sum(1 for s in shared if s > 0) == len(picked)
 
 
+def test_same_target_prefixes_are_other_users_prefixes_of_that_target(ml100k):
+    """L1's same-target positive: for each target, a prefix of another user whose next item it was (as RecBole
+    lays out a history: its last items, left-aligned, 0-padded), drawn over all such users; none (found False)
+    when only the sample's own user had the item."""
+    _, _, train, _, _ = ml100k
+    graph = train._dataset.training_graph
+    histories = training_histories(train._dataset)
+    batch = first_batch(train)[:64]
+    users, targets = batch["user_id"], batch["item_id"]
+    length = batch["item_id_list"].shape[1]
+    torch.manual_seed(0)
+    drawn = [graph.same_target_prefixes(targets, users, length) for _ in range(30)]
+    for row in range(64):
+        user, target = int(users[row]), int(targets[row])
+        prefixes = {  # every other user's prefix ending before this target, as the graph should give it
+            v: h[: h.index(target)][-length:] for v, h in histories.items() if v != user and target in h[1:]
+        }
+        seen = set()
+        for other in drawn:
+            if not prefixes:
+                assert not other.found[row]
+                continue
+            v, count = int(other.users[row]), int(other.seq_len[row])
+            assert other.found[row] and v in prefixes, (row, v)
+            assert other.seq[row, :count].tolist() == prefixes[v] and not other.seq[row, count:].any()
+            seen.add(v)
+        assert len(prefixes) < 2 or len(seen) > 1  # not always the same one
+
+
+def test_same_target_prefixes_on_a_small_graph():
+    """Exact cases: the own prefix is never drawn, each other one is (uniformly), and an item only the own user
+    had, or nobody had as a next item, gives none."""
+    from recbole_galrec.data.graph import TrainingGraph
+
+    graph = TrainingGraph({1: [5, 6, 7], 2: [6, 7, 8, 9], 3: [7], 4: [1, 7]}, 6, 10, num_neighbors=2, seed=0)
+    torch.manual_seed(0)
+    items, users = torch.tensor([7] * 3000 + [6, 8, 5]), torch.tensor([1] * 3000 + [1, 2, 3])
+    got = graph.same_target_prefixes(items, users, 3)
+    assert got.found[:3000].all() and not got.found[3000:].any()
+    assert set(got.users[:3000].tolist()) == {2, 4}  # user 3's 7 is its first item: no prefix; user 1 is its own
+    assert abs(float((got.users[:3000] == 2).float().mean()) - 0.5) < 0.05
+    rows = {int(u): got.seq[i].tolist() for i, u in enumerate(got.users[:3000].tolist())}
+    assert rows == {2: [6, 0, 0], 4: [1, 0, 0]}
+    longer = graph.same_target_prefixes(torch.tensor([9]), torch.tensor([1]), 2)
+    assert longer.seq.tolist() == [[7, 8]] and longer.seq_len.tolist() == [2]  # the last 2 items of <6, 7, 8>
+
+
 def test_training_histories_end_before_the_validation_item(ml100k):
     _, dataset, train, valid, _ = ml100k
     histories = training_histories(train._dataset)
@@ -359,6 +406,29 @@ def test_text_off_needs_no_text_fields(workdir):
     assert set(train.item_texts) == {""} and len(train.item_texts) == train.item_num
 
 
+def test_l1_same_target_key_is_the_momentum_copy_of_another_users_prefix(ml100k):
+    """contrast_l1_positive: same_target: L1's key is the momentum copy's projected E0 of the prompt of the prefix
+    the graph draws (another user's, same next item); rows without one are left out of L1."""
+    model = build_model(ml100k, contrast_l1_positive="same_target", lambda1=0.5, queue_momentum=0.5).train()
+    batch = first_batch(ml100k[2])[:16]
+    users, targets = batch[model.USER_ID], batch[model.POS_ITEM_ID]
+    inputs = model.sample_inputs(users, batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], targets)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        keys = model.contrast_keys(users, inputs, targets)
+        torch.manual_seed(3)
+        other = model.graph.same_target_prefixes(targets, users, model.max_seq_length)
+        with model.key_encoder.swapped(model):
+            states = model.encode_user(other.users, model.sample_inputs(other.users, other.seq, other.seq_len))
+            expected = model.contrast_heads[0](states.e0)
+    assert torch.equal(keys.has_user, other.found) and other.found.any()
+    assert not (other.users == users)[other.found].any()
+    assert torch.allclose(keys.user[other.found], expected[other.found], atol=1e-5)
+    losses = model.calculate_loss(batch)
+    assert torch.isfinite(losses[1]) and losses[1] > 0
+    sum(losses).backward()
+
+
 def test_keys_come_from_the_momentum_copy_without_gradients(ml100k):
     model = build_model(ml100k, queue_momentum=0.5).train()
     copies = dict(model.key_encoder.named_buffers())
@@ -377,7 +447,7 @@ def test_keys_come_from_the_momentum_copy_without_gradients(ml100k):
     inputs = model.sample_inputs(
         batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN], batch[model.POS_ITEM_ID]
     )
-    keys = model.contrast_keys(batch[model.USER_ID], inputs)
+    keys = model.contrast_keys(batch[model.USER_ID], inputs, batch[model.POS_ITEM_ID])
     assert not keys.item_e0.requires_grad
     with torch.no_grad():
         with_query_weights = model.contrast_heads[1](model.encode_items(inputs.item_prompt).e0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.benchmark.report import write_outputs
 from recbole_galrec.benchmark.store import (
+    check_output,
     dataset_folder,
     done_runs,
     find_run,
@@ -343,19 +344,6 @@ def run_benchmark(
     write_outputs(results, out)
     logger.info(f"results: {out / f'{dataset}.json'}, {out / f'{dataset}.md'}, {out / f'{dataset}.png'}")
     return results
-
-
-def check_output(out: Path, folder: Path) -> None:
-    """ConfigError, naming ``--output``, unless the runs' ``folder`` inside it is a folder or can be made one (its
-    nearest existing part is a writable folder)."""
-    existing = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
-    if not existing.is_dir():
-        raise ConfigError(
-            f"--output '{out}' cannot hold the results: '{existing}' is a file, not a folder. Give a folder for "
-            "the results (it is created if absent), e.g. --output=benchmark."
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--output '{out}': the folder '{existing}' is not writable; give a folder you can write to.")
 
 
 def _record(bench: Benchmark, results: dict, run: dict, number: dict, total: int, start: float) -> None:

@@ -203,3 +203,16 @@ def scrub_paths(text: str, replacements: dict[str, str]) -> str:
         if folder and folder != os.sep:
             text = re.sub(re.escape(folder.rstrip(os.sep)) + r"(?=[/\\\s'\",:)\]]|$)", replacements[folder], text)
     return text
+
+
+def check_output(out: Path, folder: Path) -> None:
+    """ConfigError, naming ``--output``, unless the runs' ``folder`` inside it is a folder or can be made one (its
+    nearest existing part is a writable folder)."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--output '{out}' cannot hold the results: '{existing}' is a file, not a folder. Give a folder for "
+            "the results (it is created if absent), e.g. --output=benchmark."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output '{out}': the folder '{existing}' is not writable; give a folder you can write to.")

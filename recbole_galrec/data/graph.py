@@ -14,7 +14,13 @@ sample's own history and of the OTHER users' training interactions:
 
 Ties are broken by a random priority per user drawn once from the seed, so a run is reproducible and no id
 order is favoured.
+
+The graph also lists every training prefix by its target (:meth:`TrainingGraph.same_target_prefixes`): with
+``contrast_l1_positive: same_target`` L1's positive is another user's prefix that led to the same next item. Like
+the target item itself, that prefix is the key of a loss, never an input of the sample.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,6 +54,8 @@ class TrainingGraph(nn.Module):
         self.register_buffer(
             "item_users", _members_by_priority(index, n_items, priority, num_neighbors + 1), persistent=False
         )  # [n_items, K + 1]
+        for name, tensor in _prefixes_by_target(histories, n_users, n_items).items():
+            self.register_buffer(name, tensor, persistent=False)
 
     @property
     def n_users(self) -> int:
@@ -87,6 +95,64 @@ class TrainingGraph(nn.Module):
         order = torch.sort(own.to(torch.int8), dim=1, stable=True).indices  # the own user moves to the end
         rows = torch.gather(rows, 1, order) * ~torch.gather(own, 1, order)
         return rows[:, : self.num_neighbors]
+
+    @torch.no_grad()
+    def same_target_prefixes(self, items: torch.Tensor, users: torch.Tensor, length: int) -> "Prefixes":
+        """For each target item ``[B]``, one training prefix of ANOTHER user (not ``users`` ``[B]``) whose next item
+        it was, drawn uniformly from the torch generator: that user, its last ``length`` items as RecBole lays out a
+        history (left-aligned, 0-padded) and their count; ``found`` is False where no other user had the item."""
+        start, stop = self.target_start[items], self.target_start[items + 1]  # [B]: the item's prefixes
+        own = torch.searchsorted(self.target_key, items * self.n_users + users)  # [B]: where the own one sorts
+        has_own = self.target_key[own.clamp(max=self.target_key.numel() - 1)] == items * self.n_users + users
+        others = stop - start - has_own.long()  # [B]
+        draw = (torch.rand(items.shape, device=items.device) * others.clamp(min=1)).long()  # [B] in [0, others)
+        pick = start + draw + (has_own & (start + draw >= own)).long()  # [B]: skips the own prefix
+        pick = torch.where(others > 0, pick, 0)
+        end = self.target_end[pick]  # [B]: one past the prefix's last item in flat_items
+        first = torch.maximum(self.user_offset[self.target_user[pick]], end - length)  # [B]
+        count = end - first  # [B]
+        column = torch.arange(length, device=items.device)  # [L]
+        seq = self.flat_items[(first[:, None] + column).clamp(max=self.flat_items.numel() - 1)]  # [B, L]
+        seq = torch.where(column < count[:, None], seq, 0)
+        found = others > 0
+        return Prefixes(torch.where(found, self.target_user[pick], 0), seq, torch.where(found, count, 1), found)
+
+
+class Prefixes(NamedTuple):
+    """Training prefixes of other users (:meth:`TrainingGraph.same_target_prefixes`)."""
+
+    users: torch.Tensor  # [B]
+    seq: torch.Tensor  # [B, L], left-aligned, 0-padded
+    seq_len: torch.Tensor  # [B], at least 1
+    found: torch.Tensor  # [B] bool
+
+
+def _prefixes_by_target(histories: dict[int, list[int]], n_users: int, n_items: int) -> dict[str, torch.Tensor]:
+    """Every training prefix ``s1 .. s(p-1) -> sp`` (p >= 2) of every user, sorted by target then user: the users'
+    items concatenated (``flat_items``, oldest first; ``user_offset`` ``[n_users + 1]`` where each user's start),
+    each prefix's user, end (one past its last item) and sort key ``target * n_users + user``, and
+    ``target_start`` ``[n_items + 1]``, where each target's prefixes start."""
+    offset, flat, users, ends, targets = [0] * (n_users + 1), [], [], [], []
+    for user in range(1, n_users):
+        items = [i for i in histories.get(user, []) if i != 0]
+        for position in range(1, len(items)):
+            users.append(user)
+            ends.append(len(flat) + position)
+            targets.append(items[position])
+        flat.extend(items)
+        offset[user + 1] = len(flat)
+    offset = torch.as_tensor(offset, dtype=torch.long)
+    users, ends, targets = (torch.as_tensor(v, dtype=torch.long) for v in (users, ends, targets))
+    key = targets * n_users + users
+    order = torch.argsort(key, stable=True)
+    return {
+        "flat_items": torch.as_tensor(flat or [0], dtype=torch.long),
+        "user_offset": offset,
+        "target_user": users[order] if len(users) else torch.zeros(1, dtype=torch.long),
+        "target_end": ends[order] if len(ends) else torch.zeros(1, dtype=torch.long),
+        "target_key": key[order] if len(key) else torch.full((1,), -1, dtype=torch.long),
+        "target_start": torch.searchsorted(targets[order], torch.arange(n_items + 1)),
+    }
 
 
 def _members_by_priority(index: torch.Tensor, n_items: int, priority: torch.Tensor, k: int) -> torch.Tensor:

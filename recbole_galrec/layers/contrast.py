@@ -13,7 +13,7 @@ class ContrastTerm(IntEnum):
     """The three InfoNCE terms. A term's value is the index of its projection head and key queue in the model's
     ``ModuleList``s (``contrast_heads.0`` and ``queues.0`` are L1's), so state-dict keys name terms by number."""
 
-    L1 = 0  # E0_u against E2_u: a user's prompt against its 2-hop users
+    L1 = 0  # E0_u against E2_u (a user's prompt against its 2-hop users) or a same-target prefix's E0
     L2 = 1  # E0_u against E0_i: a user's prompt against the target item's prompt
     L3 = 2  # E2_u against E1_i: a user's 2-hop users against the target item's 1-hop users
 
@@ -22,10 +22,10 @@ class ContrastTerm(IntEnum):
 class ContrastKeys:
     """Keys of the three terms, from the momentum copy, projected, without gradients."""
 
-    user_e2: torch.Tensor  # [B, D] L1's key
+    user: torch.Tensor  # [B, D] L1's key: the prompt's E2_u, or E0 of a same-target prefix (contrast_l1_positive)
     item_e0: torch.Tensor  # [B, D] L2's key
     item_e1: torch.Tensor  # [B, D] L3's key
-    has_user_e2: torch.Tensor  # [B]
+    has_user: torch.Tensor  # [B] where L1's key exists
     has_item_e1: torch.Tensor  # [B]
 
 

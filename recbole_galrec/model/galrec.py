@@ -22,14 +22,12 @@ A batch flows as follows (see the README, section "GALRec"):
    an external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
    dot product and the gate at zero, so training starts from SASRec's ranking and learns a residual.
 5. Losses (:mod:`recbole_galrec.layers.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
-   terms, one projection head each: L1 (E0_u, E2_u), L2 (E0_u, E0_i), L3 (E2_u, E1_i). Keys come from a
-   momentum copy of every trainable parameter (:mod:`recbole_galrec.layers.moco`, MoCo), without gradients, and
-   are queued as later negatives (:mod:`recbole_galrec.layers.queue`). The L2-norm term of the paper is the
-   optimiser's ``weight_decay``.
+   terms, one projection head each: L1 (E0_u, E2_u or a same-target prefix's E0), L2 (E0_u, E0_i), L3 (E2_u, E1_i).
+   Keys come from a momentum copy of every trainable parameter (MoCo), without gradients, queued as later
+   negatives. The L2-norm term of the paper is the optimiser's ``weight_decay``.
 
-``state_dict()`` holds only trainable state (adapters, mapping layers, heads, queues, momentum copies), never
-the frozen backbone, and ``load_state_dict`` accepts exactly that
-(:class:`recbole_galrec.layers.parameters.TrainableStateDict`).
+``state_dict()`` holds only trainable state (adapters, maps, heads, queues, momentum copies), never the frozen
+backbone, and ``load_state_dict`` accepts exactly that (:class:`~recbole_galrec.layers.parameters.TrainableStateDict`).
 """
 
 from logging import getLogger
@@ -146,8 +144,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         logger.info(f"GALRec trainable parameters: {count_parameters(self).trainable:,}")
 
     def optimizer_groups(self, learning_rate: float) -> list[dict]:
-        """Parameter groups for the optimiser: the external scoring term's maps at ``score_lr_scale`` times the
-        learning rate, every other trainable parameter at the learning rate."""
+        """Optimiser groups: the external term's maps at ``score_lr_scale`` times ``learning_rate``, the rest at it."""
         scoring = [p for m in (self.score_user, self.score_item) if m is not None for p in m.parameters()]
         chosen = {id(p) for p in scoring}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in chosen]
@@ -187,9 +184,8 @@ class GALRec(TrainableStateDict, SequentialRecommender):
                 eye = torch.eye(width)
                 self.score_user.weight.zero_()[:, user_col : user_col + width] = eye
                 self.score_item.weight.zero_()[:, item_col : item_col + width] = eye
-                # A gate at zero, not a head at zero: Adam's first steps move every weight by about the learning
-                # rate, and a zero head (384 x 384 weights) would add scores of the size of SASRec's own at once;
-                # the gate is one number, so the language model's term grows only as far as it helps.
+                # A gate at zero, not a head at zero: Adam's first steps would move a zero head's 384 x 384 weights
+                # to scores of SASRec's size at once; the one-number gate grows only as far as the term helps.
                 self.residual_gate.zero_()
 
     # ----------------------------------------------------------------- soft tokens and prompts
@@ -306,21 +302,28 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         return self.encode_user(users, self.sample_inputs(users, item_seq, item_seq_len))
 
     # ----------------------------------------------------------------- losses
-    def contrast_keys(self, users, inputs: SampleInputs) -> ContrastKeys:
-        """The keys of L1 (E2_u), L2 (E0_i), L3 (E1_i), computed by the momentum copy without gradients."""
-        s = self.settings
-        heads = self.contrast_heads
+    def contrast_keys(self, users, inputs: SampleInputs, targets) -> ContrastKeys:
+        """The keys of L1 (E2_u, or a same-target prefix's E0), L2 (E0_i), L3 (E1_i), computed by the momentum copy
+        without gradients."""
+        s, heads = self.settings, self.contrast_heads
         with self.key_encoder.swapped(self):
-            user = self.encode_user(users, inputs) if s.lambda1 > 0 else None
+            user = has_user = None
+            if s.lambda1 > 0 and s.contrast_l1_positive == "same_target":
+                other = self.graph.same_target_prefixes(targets, users, self.max_seq_length)
+                states = self.encode_user(other.users, self.sample_inputs(other.users, other.seq, other.seq_len))
+                user, has_user = heads[ContrastTerm.L1](states.e0), other.found
+            elif s.lambda1 > 0:
+                states = self.encode_user(users, inputs)
+                user, has_user = heads[ContrastTerm.L1](states.e2), states.has_e2
             item = self.encode_items(inputs.item_prompt) if inputs.item_prompt is not None else None
             rows = inputs.own_user.shape[0]
             empty = inputs.own_user.new_zeros(rows, s.contrast_dim)
             no_rows = torch.zeros(rows, dtype=torch.bool, device=empty.device)
             return ContrastKeys(
-                user_e2=heads[ContrastTerm.L1](user.e2) if user is not None else empty,
+                user=user if user is not None else empty,
                 item_e0=heads[ContrastTerm.L2](item.e0) if item is not None else empty,
                 item_e1=heads[ContrastTerm.L3](item.e1) if item is not None else empty,
-                has_user_e2=user.has_e2 if user is not None else no_rows,
+                has_user=has_user if has_user is not None else no_rows,
                 has_item_e1=item.has_e1 if item is not None else no_rows,
             )
 
@@ -349,13 +352,13 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         keys = None
         if contrastive:
             self.key_encoder.update(self)
-            keys = self.contrast_keys(users, inputs)
+            keys = self.contrast_keys(users, inputs, targets)
         user = self.encode_user(users, inputs)
         l0 = self.loss_fct(self.scores(user), targets)
         zero = l0.new_zeros(())
         l1 = l2 = l3 = zero
         if s.lambda1 > 0:
-            l1 = self._contrast(ContrastTerm.L1, user.e0, keys.user_e2, user.has_e2 & keys.has_user_e2)
+            l1 = self._contrast(ContrastTerm.L1, user.e0, keys.user, keys.has_user)
         if s.lambda2 > 0:
             l2 = self._contrast(ContrastTerm.L2, user.e0, keys.item_e0, torch.ones_like(targets, dtype=torch.bool))
         if s.lambda3 > 0:
