@@ -537,6 +537,20 @@ def test_progress_messages_from_the_events(tmp_path):
     assert len(messages) == 6 and progress.max_epochs == 10 and progress.epochs_done == 2
 
 
+def test_progress_of_a_resumed_run_counts_its_earlier_epochs():
+    """A run continued from epoch 8 (best 0.0487 at epoch 6, 600 s of training before): its terminal messages keep
+    that best and count every epoch and second, not only the continuing process's."""
+    progress = runner.Progress()
+    plan = {"event": "plan", "model": "SASRec", "max_epochs": 20}
+    resumed = {"epochs": 8, "seconds": 600.0, "best": 0.0487, "best_epoch": 6}
+    start = {"event": "training_start", "model": "SASRec", "external": False, "max_epochs": 20, "resumed": resumed}
+    for event in (plan, start, {"event": "epoch", "model": "SASRec", "epoch": 8, "seconds": 60.0, "loss": {}}):
+        progress.event(event)
+    message = progress.event({"event": "validation", "model": "SASRec", "epoch": 8, "score": 0.0484})
+    assert message.startswith("epoch 8 valid score 0.0484 (best 0.0487 at epoch 6); 10.0 min of training")
+    assert message.endswith("(9 of 20 epochs)")
+
+
 def test_a_run_writes_its_progress_events(tmp_path, workdir):
     """A run inside a progress sink writes its plan, its training's start and end, each epoch and each
     validation, as JSON lines; without a sink it writes nothing."""
@@ -682,6 +696,7 @@ def test_a_run_interrupted_with_the_benchmark_continues_from_its_last_epoch(work
     proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "interrupted before, continues from" in proc.stderr
+    assert "(3 of 3 epochs)" in proc.stderr and "(1 of 3 epochs)" not in proc.stderr  # earlier epochs counted
     (run,) = json.loads((workdir / "out" / "ml-100k.json").read_text())["runs"]
     assert run["status"] == "ok" and run["resumed"] is True and run["epochs_run"] == 3
     log = (workdir / "out" / run["log"]).read_text()

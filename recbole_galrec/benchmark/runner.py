@@ -81,7 +81,10 @@ class Progress:
         if kind == "plan":
             self.max_epochs, self.bigger = event["max_epochs"], event.get("valid_score_bigger", True)
         elif kind == "training_start" and not external:
-            self.main_start = time.perf_counter()
+            resumed = event.get("resumed") or {}
+            self.main_start = time.perf_counter() - resumed.get("seconds", 0.0)
+            if resumed:
+                self.epochs_done, self.best, self.best_epoch = resumed["epochs"], resumed["best"], resumed["best_epoch"]
         elif kind == "contrast":
             shares = ", ".join(
                 f"{term} {share['top1']:.4f} (chance {share['chance']:.4f})" for term, share in event["shares"].items()

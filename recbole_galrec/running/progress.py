@@ -80,8 +80,9 @@ def _training(config) -> dict:
     return {"model": config["model"], "external": _run_model is not None and config["model"] != _run_model}
 
 
-def training_start(config) -> None:
-    emit("training_start", **_training(config), max_epochs=config["epochs"])
+def training_start(config, resumed: dict | None = None) -> None:
+    """``resumed``: a resumed run's ``epochs`` and ``seconds`` before the resume, its best score and best epoch."""
+    emit("training_start", **_training(config), max_epochs=config["epochs"], resumed=resumed)
 
 
 def training_end(config, epochs_run: int, best_valid_score: float) -> None:

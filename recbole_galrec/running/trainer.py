@@ -108,7 +108,12 @@ class _RunTrainer:
             self._release_files()
             return self.best_valid_score, self.best_valid_result
         self._epoch = self.start_epoch - 1  # a validation before the first epoch is epoch start - 1 (-1)
-        progress.training_start(self.config)
+        resumed = None
+        if self.start_epoch:  # the terminal of a resumed run shows its whole training, not this process's part
+            best_epoch = self.start_epoch - 1 - self.cur_step * self.eval_step
+            resumed = {"epochs": self.start_epoch, "seconds": self.resumed_seconds, "best_epoch": best_epoch}
+            resumed["best"] = float(self.best_valid_score)
+        progress.training_start(self.config, resumed)
         try:
             result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         except _TimeBudgetSpent:
