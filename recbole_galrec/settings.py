@@ -35,7 +35,8 @@ TEXT_SOURCES = ("backbone", "encoder")  # item_text_source: what encodes the tex
 DTYPES = ("float32", "bfloat16", "float16")
 TRAIN_SAMPLES = ("all", "one_per_user")
 SCORE_STARTS = ("sasrec", "random")
-L1_POSITIVES = ("hops", "same_target")  # contrast_l1_positive: the own prompt's 2-hop users, or a same-target prefix
+L1_POSITIVES = ("hops", "same_target")  # contrast_l1_positive: the prompt's 2-hop users, or a same-target prefix
+RESIDUAL_ITEMS = ("soft_token", "text")  # score_residual_items: what the language model's term scores items by
 EXTERNAL_MODELS = ("SASRec", "LightGCN")  # the models whose vectors recbole_galrec.external can extract
 
 
@@ -160,6 +161,7 @@ class GALRecSettings:
     text_encoder_batch_size: int = 256
     score_residual_center: bool = False
     contrast_l1_positive: str = "hops"
+    score_residual_items: str = "soft_token"
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -190,6 +192,13 @@ class GALRecSettings:
         check_choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         check_choice("score_start", self.score_start, SCORE_STARTS)
         check_choice("contrast_l1_positive", self.contrast_l1_positive, L1_POSITIVES)
+        check_choice("score_residual_items", self.score_residual_items, RESIDUAL_ITEMS)
+        if self.score_residual_items == "text" and self.item_text_mode != "embedding":
+            raise ConfigError(
+                f"score_residual_items: text scores items by their text vectors, which item_text_mode "
+                f"'{self.item_text_mode}' does not make: set item_text_mode: embedding, or score_residual_items: "
+                "soft_token."
+            )
         if not self.score_lr_scale > 0:
             raise ConfigError(f"score_lr_scale must be > 0, got {self.score_lr_scale}.")
         if not self.score_residual and not self.external_user_skip:

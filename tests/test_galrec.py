@@ -671,6 +671,29 @@ def test_a_centred_query_gives_the_language_models_term_no_item_prior(ml100k):
     assert "query_centre.mean" in model.state_dict() and "query_centre.mean" not in plain.state_dict()
 
 
+def test_the_language_models_term_scores_items_by_their_text_alone(ml100k, with_sasrec):
+    """score_residual_items: text: the term is head(E0_u) . (W_t text_i + b_t), the text vectors alone; changing
+    the items' collaborative (SASRec, LightGCN) vectors leaves it as it is. It needs text vectors to score by."""
+    model = build_model(ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_residual_items="text")
+    model.eval()
+    batch = first_batch(ml100k[2])[:16]
+    text = model.inputs.item_text_vectors.float()  # [n_items, H]
+    with torch.no_grad():
+        model.residual_gate.fill_(1.0)
+        model.text_map.bias.normal_()
+        user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        query = model.user_head(user.e0)
+        expected = query @ (text @ model.text_map.weight.T + model.text_map.bias).T  # [B, n_items]
+        assert torch.allclose(model.item_scores(query), expected, atol=1e-4)
+        collaborative = model.item_features[:, : -text.shape[1]]
+        assert collaborative.shape[1] > 0 and collaborative.abs().sum() > 0  # SASRec and LightGCN columns
+        before = model.item_scores(query)
+        collaborative.normal_()
+        assert torch.equal(model.item_scores(query), before)
+    with pytest.raises(ConfigError, match="score_residual_items: text .*item_text_mode 'none'"):
+        build_model(ml100k, item_text_mode="none", score_residual_items="text")
+
+
 def test_item_text_vectors_from_the_whole_encoder(ml100k):
     """item_text_source encoder: the items' text vectors are the whole frozen model's, L2-normalised, not the
     backbone's (which item_text_len cuts and llm_num_layers may truncate)."""

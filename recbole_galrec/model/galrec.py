@@ -11,14 +11,13 @@ A batch flows as follows (see the README, section "GALRec"):
    MLP into the backbone's hidden size. The prompt's own user takes each external model's vector recomputed
    from the sample's history (SASRec's frozen encoder; for LightGCN the mean of its item vectors), never the
    row fitted on all of the user's training edges; other users (2-hop, an item's users) take the vectors of
-   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus one
-   linear map of its frozen features: its external vectors and, in ``embedding`` mode, its text vector encoded
-   once by the backbone.
-   The item map is linear on purpose: L0 scores every item at every step, and with a linear map
-   ``q . (W x_i + b)`` is computed as ``(q W) . x_i + q . b``, never materialising all item vectors.
+   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus a
+   linear map of its frozen features (external vectors; text vector in ``embedding`` mode). Linear on purpose:
+   L0 scores every item at every step, and ``q . (W x_i + b)`` is ``(q W) . x_i + q . b``, no item vectors built.
 3. Backbone (:mod:`recbole_galrec.layers.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
-4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` plus, with ``external_user_skip``,
+4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` (or the item's mapped text vector,
+   ``score_residual_items: text``) plus, with ``external_user_skip``,
    an external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
    dot product and the gate at zero, so training starts from SASRec's ranking and learns a residual.
 5. Losses (:mod:`recbole_galrec.layers.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
@@ -117,6 +116,8 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         # scoring: the language model's gated head plus (external_user_skip) an external term (P_u x_u) . (P_i x_i)
         self.user_head = nn.Linear(hidden, hidden)
         self.query_centre = RunningCentre(hidden) if s.score_residual_center else None  # no item prior in the term
+        text_width = 0 if inputs.item_text_vectors is None else inputs.item_text_vectors.shape[1]
+        self.text_map = nn.Linear(text_width, hidden) if s.score_residual_items == "text" else None  # text scores
         self.residual_gate = nn.Parameter(torch.ones(()))  # 0 at a SASRec start (see _init_weights)
         self.score_user = self.score_item = None
         self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
@@ -157,16 +158,8 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         """Small normal init for the layers GALRec adds (the backbone keeps its own weights); with
         ``score_start: sasrec`` the external term starts as SASRec's dot product and the language model's term's
         gate at zero."""
-        for module in (
-            self.user_map,
-            self.item_map,
-            self.user_head,
-            self.score_user,
-            self.score_item,
-            self.contrast_heads,
-            self.item_id_embedding,
-            self.user_id_embedding,
-        ):
+        layers = (self.user_map, self.item_map, self.user_head, self.text_map, self.score_user, self.score_item)
+        for module in (*layers, self.contrast_heads, self.item_id_embedding, self.user_id_embedding):
             if module is None:
                 continue
             for sub in module.modules():
@@ -198,8 +191,11 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         return vectors
 
     def item_scores(self, query: torch.Tensor) -> torch.Tensor:
-        """``query . item_vectors(i)`` for every item i: ``[B, H]`` -> ``[B, n_items]``, without building
-        all item vectors (the map is linear)."""
+        """``query . item_vectors(i)`` (``score_residual_items: text``: ``query . text_map(text_i)``) for every item i:
+        ``[B, H]`` -> ``[B, n_items]``, without building all item vectors (the maps are linear)."""
+        if self.text_map is not None:  # score_residual_items: text (the text vectors are the last feature columns)
+            text = self.item_features[:, -self.text_map.in_features :]  # [n_items, T]
+            return (query @ self.text_map.weight) @ text.T + (query @ self.text_map.bias)[:, None]
         scores = 0.0
         if self.item_id_embedding is not None:
             scores = query @ self.item_id_embedding.weight.T  # [B, n_items]
