@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from recbole_galrec.analysis.measures import normalise
+from recbole_galrec.running.files import save_png
 
 PROJECTIONS = ("gaussian", "pca")
 GRID_POINTS = 721  # angles from -pi to pi at which the density is evaluated (a step of 0.5 degree)
@@ -108,7 +109,7 @@ def draw(rows: list[dict], path: str, projection: str) -> None:
             if r == len(rows) - 1:
                 ax.set_xlabel("angle", fontsize=9)
     fig.suptitle(f"angle densities on the circle ({projection} projection; dashed: uniform)", fontsize=10)
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+    save_png(fig, path)
 
 
 def _column(rows: list[dict], column: int) -> list[dict]:

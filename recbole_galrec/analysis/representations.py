@@ -31,6 +31,7 @@ import torch
 
 from recbole_galrec.analysis import density, hops, measures
 from recbole_galrec.errors import ConfigError, GALRecError
+from recbole_galrec.running.files import write_atomic
 
 logger = logging.getLogger("recbole_galrec.analysis.representations")
 SETTINGS = ("lambda1", "lambda2", "lambda3", "contrast_tau", "contrast_dim", "queue_size", "queue_momentum")
@@ -210,10 +211,7 @@ def panels(states: hops.HopStates, record: dict, projection: str, seed: int) -> 
 
 
 def write_json(result: dict, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write(json.dumps(result, indent=2) + "\n"))
 
 
 def run(args) -> dict:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import statistics
 from pathlib import Path
 
 from recbole_galrec.analysis.sweep import Sweep
 from recbole_galrec.benchmark.store import atomic_write_text
+from recbole_galrec.running.files import save_png
 
 logger = logging.getLogger("recbole_galrec.analysis")
 
@@ -120,9 +120,7 @@ def write_chart(data: dict, path: Path) -> None:
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     seeds = ", ".join(map(str, data["seeds"]))
     fig.suptitle(f"GALRec on {data['dataset']}: {data['param']} (seeds {seeds}{profile})")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    os.replace(tmp, path)
+    save_png(fig, path)
 
 
 def write_outputs(data: dict, out: Path) -> list[Path]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from recbole_galrec.benchmark.breakdown import breakdown_lines
 from recbole_galrec.benchmark.plan import DEFAULT_MODELS, EXTERNAL_LABELS
 from recbole_galrec.benchmark.stats import compare
 from recbole_galrec.benchmark.store import atomic_write_text
+from recbole_galrec.running.files import save_png
 from recbole_galrec.running.per_user import PER_USER_METRICS
 
 logger = logging.getLogger("recbole_galrec.benchmark")
@@ -354,9 +354,7 @@ def write_chart(results: dict, path: Path) -> None:
     speed.set_ylabel("training samples per second (log scale)")
     profile = results.get("profile")
     speed.set_title(f"training speed{f' (profile {profile})' if profile else ''}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    os.replace(tmp, path)
+    save_png(fig, path)
 
 
 def default_reference(results: dict) -> str | None:

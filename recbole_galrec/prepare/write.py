@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from recbole_galrec.errors import PrepareError
 from recbole_galrec.prepare.records import PreparedDataset
+from recbole_galrec.running.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ def _format_timestamp(value: float) -> str:
 
 def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Write a tab-separated file through a temporary file, so a failure leaves no half-written file."""
-    temporary = path.with_name(path.name + ".tmp")
+
+    def write(handle) -> None:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        writer.writerows(rows)
+
     try:
-        with temporary.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(temporary, path)
+        write_atomic(path, write, newline="")
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise PrepareError(
             f"{path}: cannot write ({exc.strerror or exc}); check that the output folder is writable"
         ) from exc
