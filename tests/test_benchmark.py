@@ -466,6 +466,27 @@ def test_galrec_waits_for_its_seeds_sasrec_and_lightgcn():
     assert benchmark.order_plan(["Pop", "SASRec"], [1]) == [("Pop", 1), ("SASRec", 1)]
 
 
+def test_galrec_can_start_from_the_text_baseline(tmp_path):
+    """--galrec_start=SASRecText: GALRec waits for the same seed's SASRecText (not SASRec) and LightGCN runs and takes
+    SASRecText's checkpoint as its external SASRec; an unknown start is refused before any run."""
+    labels = ["SASRec", "SASRecText", "LightGCN", "GALRec"]
+    assert planning.dependencies("GALRec", 3, labels, "SASRecText") == [("SASRecText", 3), ("LightGCN", 3)]
+    assert benchmark.order_plan(labels, [3], "SASRecText")[:2] == [("SASRecText", 3), ("LightGCN", 3)]
+    bench = runner.Benchmark("d", labels, [3], tmp_path, [], {}, None, start="SASRecText")
+    for name in ("s", "t", "l"):
+        (tmp_path / f"{name}.pth").write_bytes(b"x")
+    results = {
+        "runs": [
+            {"model": label, "seed": 3, "status": "ok", "checkpoint": f"{name}.pth"}
+            for label, name in (("SASRec", "s"), ("SASRecText", "t"), ("LightGCN", "l"))
+        ]
+    }
+    external, blocked = runner._external_for(bench, results, "GALRec-noLM", 3)
+    assert blocked is None and external == {"SASRec": str(tmp_path / "t.pth"), "LightGCN": str(tmp_path / "l.pth")}
+    with pytest.raises(ConfigError, match="--galrec_start=GRU4Rec: .* one of SASRec, SASRecText"):
+        runner.run_benchmark("d", labels, [3], tmp_path, [], {}, None, "c", galrec_start="GRU4Rec")
+
+
 def test_galrec_gets_its_seeds_checkpoints_or_a_reason(tmp_path):
     bench = runner.Benchmark("d", ["SASRec", "LightGCN", "GALRec"], [1], tmp_path, [], {}, None)
     (tmp_path / "runs").mkdir()

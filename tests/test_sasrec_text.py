@@ -253,6 +253,12 @@ def test_a_run_trains_from_the_text_and_its_checkpoint_needs_no_encoder(workdir,
     assert torch.equal(trained, stored["item_embedding.weight"])
     rows = next(recommender.recommend(["1"], k=3))
     assert len(rows["items"]) == 3 and rows["titles"][0]
+    # GALRec may take it as its external SASRec (--galrec_start=SASRecText): the same layers, not another model
+    from recbole_galrec.external.plan import _load_recbole_checkpoint
+
+    assert _load_recbole_checkpoint(result.checkpoint, "SASRec")["state_dict"].keys() == stored.keys()
+    with pytest.raises(ConfigError, match=r"external_checkpoints\[LightGCN\]: .* holds a SASRecText model"):
+        _load_recbole_checkpoint(result.checkpoint, "LightGCN")
 
 
 def test_the_benchmark_runs_it_by_name():

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="model label the others are tested against, paired over test users (default: SASRec when it ran)",
     )
+    parser.add_argument(
+        "--galrec_start",
+        default="SASRec",
+        help="the label whose run of the same seed gives GALRec (and its variants) its external SASRec: SASRec, or "
+        "SASRecText (SASRec whose item table started from text; among --models) (default: SASRec)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
     parser.add_argument("--output", default="benchmark", help="folder of the results (default: benchmark)")
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             command=public_command(argv),
             jobs=args.jobs,
             reference=args.reference,
+            galrec_start=args.galrec_start,
         )
     except GALRecError as err:
         print(f"error: {err}", file=sys.stderr)

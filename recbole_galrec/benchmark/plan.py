@@ -52,6 +52,9 @@ FIRST_SEED = 2020
 MAX_SEED_COUNT = 100  # --seeds=N above this is refused: it is almost surely a seed meant as a list of one
 # GALRec's external models, by the benchmark label whose runs provide them.
 EXTERNAL_LABELS = ("SASRec", "LightGCN")
+# Labels whose runs may give GALRec its external SASRec (--galrec_start): SASRec, or SASRec whose item table
+# started from the items' text (the same layers, so the same vectors and frozen encoder).
+GALREC_STARTS = ("SASRec", "SASRecText")
 # Keys the benchmark sets itself; an override of one of them would be silently lost.
 RESERVED_KEYS = {
     "seed": "--seeds",
@@ -142,19 +145,29 @@ def check_overrides(overrides: dict) -> None:
             raise ConfigError(f"--{key} cannot be overridden in a benchmark: it is set by {owner}.")
 
 
-def dependencies(label: str, seed: int, labels: list[str]) -> list[tuple[str, int]]:
-    """The runs of this benchmark whose checkpoints a run uses: GALRec uses the same seed's SASRec and
-    LightGCN runs when they are among ``labels`` (otherwise it trains its own external models)."""
+def external_providers(start: str = "SASRec") -> dict[str, str]:
+    """GALRec's external model name -> the label whose runs give it: ``start`` (one of :data:`GALREC_STARTS`)
+    gives the SASRec vectors, LightGCN its own."""
+    if start not in GALREC_STARTS:
+        raise ConfigError(
+            f"--galrec_start={start}: GALRec's external SASRec comes from one of {', '.join(GALREC_STARTS)}."
+        )
+    return {"SASRec": start, "LightGCN": "LightGCN"}
+
+
+def dependencies(label: str, seed: int, labels: list[str], start: str = "SASRec") -> list[tuple[str, int]]:
+    """The runs of this benchmark whose checkpoints a run uses: GALRec uses the same seed's ``start`` (SASRec or
+    SASRecText) and LightGCN runs when they are among ``labels`` (otherwise it trains its own external models)."""
     if resolve_label(label)[0] != "GALRec":
         return []
-    return [(name, seed) for name in EXTERNAL_LABELS if name in labels]
+    return [(provider, seed) for provider in external_providers(start).values() if provider in labels]
 
 
-def order_plan(labels: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-    """Every (label, seed), label by label in the given order, except that SASRec and LightGCN come first
-    when a label depends on them (GALRec)."""
-    needed = {dep for label in labels for dep, _ in dependencies(label, 0, labels)}
-    providers = [label for label in EXTERNAL_LABELS if label in needed]
+def order_plan(labels: list[str], seeds: list[int], start: str = "SASRec") -> list[tuple[str, int]]:
+    """Every (label, seed), label by label in the given order, except that the runs GALRec's external models
+    come from (its ``start`` and LightGCN) come first when a label depends on them."""
+    needed = {dep for label in labels for dep, _ in dependencies(label, 0, labels, start)}
+    providers = [label for label in external_providers(start).values() if label in needed]
     ordered = providers + [label for label in labels if label not in providers]
     return [(label, seed) for label in ordered for seed in seeds]
 

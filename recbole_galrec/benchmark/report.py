@@ -267,6 +267,7 @@ def markdown_table(results: dict) -> str:
     comparisons = results.get("comparisons")
     data = (results.get("data") or {}).get("files") or {}
     seeds = sorted({run["seed"] for run in results["runs"]})
+    start = results.get("galrec_start")
     lines = [
         f"# Benchmark on {results['dataset']}",
         "",
@@ -276,6 +277,7 @@ def markdown_table(results: dict) -> str:
         f"- seeds: {', '.join(map(str, seeds)) or 'none'}",
         "- data: " + (", ".join(f"`{name}` (sha256 {digest[:12]})" for name, digest in data.items()) or NA),
         f"- reference for the paired tests: {comparisons['reference'] if comparisons else 'none'}",
+        *([f"- GALRec's external SASRec: the same seed's {start} run"] if start not in (None, "SASRec") else []),
         "",
         "Test metrics of the best validation checkpoint; mean ± sample standard deviation over seeds (n/a with "
         "one seed). Epochs are numbered from 0, as RecBole logs them (best epoch -1: the validation before training, "

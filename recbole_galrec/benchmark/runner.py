@@ -150,6 +150,7 @@ class Benchmark:
     overrides: dict
     profile: str | None
     jobs: int = 1
+    start: str = "SASRec"  # the label whose runs give GALRec its external SASRec
 
     @property
     def folder(self) -> Path:
@@ -228,7 +229,8 @@ class Benchmark:
 
 def _external_for(bench: Benchmark, results: dict, label: str, seed: int) -> tuple[dict | None, str | None]:
     """GALRec's external checkpoints from this benchmark's runs, or why the run cannot start."""
-    deps = planning.dependencies(label, seed, bench.labels)
+    deps = planning.dependencies(label, seed, bench.labels, bench.start)
+    slot = {provider: name for name, provider in planning.external_providers(bench.start).items()}
     if not deps:
         return None, None
     external = {}
@@ -244,7 +246,7 @@ def _external_for(bench: Benchmark, results: dict, label: str, seed: int) -> tup
                 f"is missing; run {dep_label} seed {dep_seed} again (remove its record from the JSON) or leave "
                 f"{dep_label} out of --models so that GALRec trains its own"
             )
-        external[dep_label] = str(path)
+        external[slot[dep_label]] = str(path)
     return external, None
 
 
@@ -266,6 +268,7 @@ def run_benchmark(
     command: str,
     jobs: int = 1,
     reference: str | None = None,
+    galrec_start: str = "SASRec",
 ) -> dict:
     """Run each (label, seed) not yet recorded as ok, up to ``jobs`` at once, rewriting the outputs after each."""
     for label in labels:
@@ -279,7 +282,8 @@ def run_benchmark(
             f"nproc={overrides.get('nproc', 'in a config file')}: the benchmark runs each run as one process (its "
             "timings compare models on equal terms); a multi-process run is run_recbole_galrec.py --nproc=N."
         )
-    bench = Benchmark(dataset, labels, seeds, out, config_files, overrides, profile, jobs)
+    planning.external_providers(galrec_start)  # an unknown start fails before any run
+    bench = Benchmark(dataset, labels, seeds, out, config_files, overrides, profile, jobs, galrec_start)
     check_output(out, bench.folder)  # made when the first run starts: a benchmark refused before leaves nothing
     data_folder = dataset_folder(dataset, config_files, overrides)
     header = {
@@ -292,6 +296,7 @@ def run_benchmark(
         "data": data_fingerprint(data_folder, dataset),
         "jobs": jobs,
         "reference": reference,
+        "galrec_start": galrec_start,
     }
     header = json.loads(json.dumps(header))  # as it reads back from the file, for the comparison on resume
     results = load_results(out / f"{dataset}.json", header)
@@ -304,7 +309,7 @@ def run_benchmark(
     scrub = path_replacements(overrides, data_folder)
     for label in labels:  # RecBole's init_logger makes ./log/<model> by check-then-create: a race between runs
         os.makedirs(os.path.join("log", planning.resolve_label(label)[0]), exist_ok=True)
-    runs = planning.order_plan(labels, seeds)
+    runs = planning.order_plan(labels, seeds, galrec_start)
     number = {key: i for i, key in enumerate(runs, 1)}
     pending = [key for key in runs if key not in done_runs(results)]
     failed = {(run["model"], run["seed"]) for run in results["runs"] if run.get("status") != "ok"}
@@ -318,7 +323,7 @@ def run_benchmark(
             for key in list(pending):
                 if len(running) >= jobs:
                     break
-                if any(dep in pending or dep in running for dep in planning.dependencies(*key, labels)):
+                if any(dep in pending or dep in running for dep in planning.dependencies(*key, labels, galrec_start)):
                     continue  # waits for the same seed's SASRec and LightGCN
                 pending.remove(key)
                 external, blocked = _external_for(bench, results, *key)

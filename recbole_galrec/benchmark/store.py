@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # string (kernel build) is recorded but not compared. A key missing from an older results file is not compared.
 MACHINE_KEYS = ("cpu_model", "cpu_count", "python", "torch", "cuda_device")
 # Header keys a resumed benchmark must match.
-RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data")
+RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data", "galrec_start")
 # Settings that name a location, not a value: recorded without the machine's path, compared through "data".
 LOCATION_KEYS = ("data_path",)
 
@@ -168,6 +168,8 @@ def _comparable(value, key: str):
     """A header value as compared on resume: settings without their locations (the data digest covers them)."""
     if key == "settings" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in LOCATION_KEYS}
+    if key == "galrec_start":
+        return value or "SASRec"  # files of older versions started GALRec from SASRec
     return value
 
 

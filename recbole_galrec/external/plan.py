@@ -99,6 +99,11 @@ def _model_param_keys(name: str) -> list[str]:
     return sorted(keys - set(training_arguments))
 
 
+# The trained models a checkpoint of each external model may hold: SASRecText is SASRec's layers (its item table only
+# started from text), so its vectors and frozen encoder are a SASRec's.
+ACCEPTED_MODELS = {"SASRec": ("SASRec", "SASRecText")}
+
+
 @dataclass
 class ExternalRun:
     """One external model's run: its RecBole config, cache file and (when given) checkpoint."""
@@ -128,7 +133,7 @@ def _load_recbole_checkpoint(path: str, name: str) -> dict:
             f"external_checkpoints[{name}]: '{path}' is not a RecBole checkpoint (it lacks 'config' or 'state_dict')."
         )
     trained = _config_value(checkpoint["config"], "model")
-    if trained != name:
+    if trained not in ACCEPTED_MODELS.get(name, (name,)):
         raise ConfigError(f"external_checkpoints[{name}]: '{path}' holds a {trained} model, not {name}.")
     return dict(checkpoint)
 
