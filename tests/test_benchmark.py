@@ -485,6 +485,14 @@ def test_galrec_can_start_from_the_text_baseline(tmp_path):
     assert blocked is None and external == {"SASRec": str(tmp_path / "t.pth"), "LightGCN": str(tmp_path / "l.pth")}
     with pytest.raises(ConfigError, match="--galrec_start=GRU4Rec: .* one of SASRec, SASRecText"):
         runner.run_benchmark("d", labels, [3], tmp_path, [], {}, None, "c", galrec_start="GRU4Rec")
+    # A results file without GALRec runs takes either start; once one is recorded, only its own.
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(benchmark.load_results(path, HEADER) | {"runs": [{"model": "SASRec", "seed": 3}]}))
+    assert benchmark.load_results(path, HEADER | {"galrec_start": "SASRecText"})["galrec_start"] == "SASRecText"
+    galrec = {"model": "GALRec-noLM", "recbole_model": "GALRec", "seed": 3}
+    path.write_text(json.dumps(benchmark.load_results(path, HEADER) | {"runs": [galrec]}))
+    with pytest.raises(ConfigError, match="holds GALRec runs whose external SASRec is the SASRec run, not SASRecText"):
+        benchmark.load_results(path, HEADER | {"galrec_start": "SASRecText"})
 
 
 def test_galrec_gets_its_seeds_checkpoints_or_a_reason(tmp_path):

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # string (kernel build) is recorded but not compared. A key missing from an older results file is not compared.
 MACHINE_KEYS = ("cpu_model", "cpu_count", "python", "torch", "cuda_device")
 # Header keys a resumed benchmark must match.
-RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data", "galrec_start")
+RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data")
 # Settings that name a location, not a value: recorded without the machine's path, compared through "data".
 LOCATION_KEYS = ("data_path",)
 
@@ -150,6 +150,13 @@ def load_results(path: Path, header: dict) -> dict:
                 f"{path} holds runs made with {key} {results.get(key)!r}, not {header[key]!r}: "
                 "use another --output, or move the file away to start over."
             )
+    # GALRec's start may change while no GALRec run is recorded (the other models' runs do not depend on it).
+    start, stored = header.get("galrec_start") or "SASRec", results.get("galrec_start") or "SASRec"
+    if start != stored and any(run.get("recbole_model") == "GALRec" for run in results.get("runs", [])):
+        raise ConfigError(
+            f"{path} holds GALRec runs whose external SASRec is the {stored} run, not {start}: give "
+            f"--galrec_start={stored}, or use another --output for GALRec from {start}."
+        )
     differing = _same_machine(results.get("machine"), header["machine"])
     if differing:
         stored = {key: results["machine"][key] for key in differing}
@@ -168,8 +175,6 @@ def _comparable(value, key: str):
     """A header value as compared on resume: settings without their locations (the data digest covers them)."""
     if key == "settings" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in LOCATION_KEYS}
-    if key == "galrec_start":
-        return value or "SASRec"  # files of older versions started GALRec from SASRec
     return value
 
 
