@@ -162,6 +162,7 @@ class GALRecSettings:
     score_residual_center: bool = False
     contrast_l1_positive: str = "hops"
     score_residual_items: str = "soft_token"
+    score_gate_lr_scale: float = 1.0
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -199,8 +200,9 @@ class GALRecSettings:
                 f"'{self.item_text_mode}' does not make: set item_text_mode: embedding, or score_residual_items: "
                 "soft_token."
             )
-        if not self.score_lr_scale > 0:
-            raise ConfigError(f"score_lr_scale must be > 0, got {self.score_lr_scale}.")
+        for key in ("score_lr_scale", "score_gate_lr_scale"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}.")
         if not self.score_residual and not self.external_user_skip:
             raise ConfigError(
                 "score_residual: False with external_user_skip: False leaves nothing to score items with; "

@@ -755,17 +755,23 @@ def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec,
         build_model(ml100k, with_sasrec, score_residual=False, external_user_skip=False)
 
 
-def test_trainer_gives_the_scoring_maps_their_own_learning_rate(ml100k, with_sasrec):
+def test_trainer_gives_the_scoring_maps_and_the_gate_their_own_learning_rates(ml100k, with_sasrec):
     from recbole_galrec.running.trainer import GALRecTrainer
 
     model = build_model(
-        ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec", score_lr_scale=0.1
+        ml100k,
+        with_sasrec,
+        external_models=["SASRec", "LightGCN"],
+        score_start="sasrec",
+        score_lr_scale=0.1,
+        score_gate_lr_scale=50.0,
     )
     trainer = GALRecTrainer(ml100k[0], model)
     groups = trainer.optimizer.param_groups
     lr = ml100k[0]["learning_rate"]
-    assert [g["lr"] for g in groups] == pytest.approx([lr, 0.1 * lr])
-    assert {id(p) for p in groups[1]["params"]} == {id(model.score_user.weight), id(model.score_item.weight)}
+    assert [g["lr"] for g in groups] == pytest.approx([lr, 50.0 * lr, 0.1 * lr])
+    assert [id(p) for p in groups[1]["params"]] == [id(model.residual_gate)]
+    assert {id(p) for p in groups[2]["params"]} == {id(model.score_user.weight), id(model.score_item.weight)}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for g in groups for p in g["params"]} == trainable
 

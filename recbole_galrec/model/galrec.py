@@ -145,13 +145,16 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         logger.info(f"GALRec trainable parameters: {count_parameters(self).trainable:,}")
 
     def optimizer_groups(self, learning_rate: float) -> list[dict]:
-        """Optimiser groups: the external term's maps at ``score_lr_scale`` times ``learning_rate``, the rest at it."""
+        """Optimiser groups: the external term's maps at ``score_lr_scale`` times ``learning_rate``, the language
+        model's gate at ``score_gate_lr_scale`` times it, the rest at it."""
+        s = self.settings
         scoring = [p for m in (self.score_user, self.score_item) if m is not None for p in m.parameters()]
-        chosen = {id(p) for p in scoring}
+        chosen = {id(p) for p in scoring} | {id(self.residual_gate)}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in chosen]
         groups = [{"params": rest, "lr": learning_rate}]
+        groups.append({"params": [self.residual_gate], "lr": learning_rate * s.score_gate_lr_scale})
         if scoring:
-            groups.append({"params": scoring, "lr": learning_rate * self.settings.score_lr_scale})
+            groups.append({"params": scoring, "lr": learning_rate * s.score_lr_scale})
         return groups
 
     def _init_weights(self):
