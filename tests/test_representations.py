@@ -230,6 +230,7 @@ def test_two_checkpoints_measured_and_drawn(checkpoints, capsys):
         for entry in record["alignment"].values():
             assert 0 < entry["size"] <= 300 and _finite(entry["alignment"]) and 0 <= entry["alignment"] <= 4
         assert record["alignment"]["L2"]["size"] == 300  # every test user has a test item
+        assert _finite(record["score_terms"]["gate"]) and "language_model_gated" in record["score_terms"]["terms"]
     # the second row is the other checkpoint's
     assert first["sets"]["user_e2"]["uniformity"]["value"] != second["sets"]["user_e2"]["uniformity"]["value"]
 
@@ -257,3 +258,29 @@ def test_user_states_are_those_the_test_scores_with(checkpoints):
     assert torch.equal(states.has_user_e2, expected.has_e2)
     assert torch.allclose(states.item_e0, item.e0, atol=1e-5) and torch.allclose(states.item_e1, item.e1, atol=1e-5)
     assert len(states.sets()["user_e0"]) == 40 and set(states.pairs()) == {"L1", "L2", "L3"}
+
+
+@pytest.mark.slow  # with the fixture's two trainings: over 20 s on 2 cores
+def test_score_terms_are_the_parts_of_the_models_scores(checkpoints):
+    """The reported spread of the language model's gated term is that of the scores the model ranks with (this
+    checkpoint has no external term), the term before its gate is it divided by the gate, and the shared part is
+    the spread of the items' mean scores over the users."""
+    from recbole_galrec.analysis import hops, terms
+    from recbole_galrec.recommend import Recommender
+    from recbole_galrec.running.steps import load_data
+
+    recommender = Recommender.from_checkpoint(checkpoints["galrec"], "cpu")
+    model = recommender.model.eval()
+    _, _, _, test_data = load_data(recommender.config)
+    samples = hops.TestSamples.of(model, test_data._dataset).rows(torch.arange(50))
+    scales = terms.TermScales()
+    hops.hop_states(model, samples, torch.tensor([1, 2]), "cpu", scales)
+    summary = scales.summary(model)
+    with torch.no_grad():
+        scores = model.scores(model.forward(samples.users, samples.seq, samples.seq_len))[:, 1:]
+    gate = float(model.residual_gate)
+    assert summary["gate"] == gate != 0 and set(summary["terms"]) == {"language_model", "language_model_gated"}
+    gated, raw = summary["terms"]["language_model_gated"], summary["terms"]["language_model"]
+    assert gated["std_over_items"] == pytest.approx(float(scores.std(dim=1).mean()), rel=1e-4)
+    assert gated["std_of_item_means"] == pytest.approx(float(scores.mean(dim=0).std()), rel=1e-4)
+    assert raw["std_over_items"] * abs(gate) == pytest.approx(gated["std_over_items"], rel=1e-4)

@@ -83,8 +83,9 @@ class HopStates:
 
 
 @torch.no_grad()
-def hop_states(model, samples: TestSamples, items: torch.Tensor, device) -> HopStates:
-    """The states of ``samples`` (test users) and of ``items`` ``[I]`` (internal ids), by ``model`` on ``device``."""
+def hop_states(model, samples: TestSamples, items: torch.Tensor, device, scales=None) -> HopStates:
+    """The states of ``samples`` (test users) and of ``items`` ``[I]`` (internal ids), by ``model`` on ``device``;
+    ``scales`` (a :class:`~recbole_galrec.analysis.terms.TermScales`), when given, adds the users' score terms."""
     model.eval()
     batch = model.settings.llm_batch_size
     user_parts, target_parts = [], []
@@ -94,6 +95,8 @@ def hop_states(model, samples: TestSamples, items: torch.Tensor, device) -> HopS
         users, seq, seq_len, targets = (t.to(device) for t in (part.users, part.seq, part.seq_len, part.targets))
         state = model.encode_user(users, model.sample_inputs(users, seq, seq_len))
         user_parts.append((state.e0, state.e2, state.has_e2))
+        if scales is not None:
+            scales.add(model, state)
         prompt = model.prompts.item_prompts(targets, model.graph.item_users_without(targets, users))
         item = model.encode_items(prompt)
         target_parts.append((item.e0, item.e1, item.has_e1))

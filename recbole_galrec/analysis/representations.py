@@ -29,7 +29,7 @@ import sys
 import numpy as np
 import torch
 
-from recbole_galrec.analysis import density, hops, measures
+from recbole_galrec.analysis import density, hops, measures, terms
 from recbole_galrec.errors import ConfigError, GALRecError
 from recbole_galrec.running.files import write_atomic
 
@@ -185,8 +185,12 @@ def states_of(path: str, device, users: list[str] | None, items: list[str] | Non
     rows = torch.tensor([row_of[u] for u in users], dtype=torch.long)
     item_ids = torch.tensor([id_of[i] for i in items], dtype=torch.long)
     logger.info(f"{os.path.basename(path)}: encoding {len(users):,} test users and {len(items):,} items")
-    states = hops.hop_states(model, samples.rows(rows), item_ids, config["device"])
-    return states, users, items
+    scales = terms.TermScales()
+    states = hops.hop_states(model, samples.rows(rows), item_ids, config["device"], scales)
+    summary = scales.summary(model)
+    shown = ", ".join(f"{name} {value['std_over_items']:.4f}" for name, value in summary["terms"].items())
+    logger.info(f"{os.path.basename(path)}: gate {summary['gate']}; score std over items: {shown}")
+    return states, users, items, summary
 
 
 def measure(states: hops.HopStates, seed: int) -> dict:
@@ -225,11 +229,11 @@ def run(args) -> dict:
     users = items = None
     records, rows = [], []
     for index, (path, info) in enumerate(zip(paths, infos, strict=True)):
-        states, users, items = states_of(path, device, users, items, args)
+        states, users, items, score_terms = states_of(path, device, users, items, args)
         label = labels[index] if labels else default_label(info)
         shown = {key: value for key, value in info.items() if key != "data"}  # (the data's digests: compared above)
         role = "checkpoint" if index == 0 else "compare"
-        record = {"role": role, "label": label, **shown, **measure(states, args.seed)}
+        record = {"role": role, "label": label, **shown, **measure(states, args.seed), "score_terms": score_terms}
         records.append(record)
         rows.append({"label": label, "panels": panels(states, record, args.projection, args.seed)})
     result = {
@@ -240,6 +244,11 @@ def run(args) -> dict:
         "seed": args.seed,
         "sets": hops.SETS,
         "pairs": hops.PAIRS,
+        "score_terms": {
+            **terms.TERMS,
+            "std_over_items": "mean over the test users of the standard deviation of the user's scores over items",
+            "std_of_item_means": "standard deviation over items of their mean score over the test users (shared)",
+        },
         "measures": {
             "alignment": "E ||f(x) - f(y)||^2 over a pair kind's pairs, f the L2 normalisation (Wang and Isola 2020)",
             "uniformity": "log E exp(-2 ||f(x) - f(y)||^2) over pairs of distinct members of a set (t = 2)",
