@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -623,8 +624,9 @@ def test_public_paths_and_command(tmp_path, monkeypatch):
         "llm_path": "<local>/lm",
         "epochs": 3,
     }
-    replacements = store.path_replacements({"llm_path": "/m/lm"}, "/x/ds/beauty")
+    replacements = store.path_replacements({"llm_path": "/m/lm"}, "/x/ds/beauty", Path("/y/bench"))
     assert replacements["/x/ds"] == "<data_path>" and replacements["/m/lm"] == "<local>/lm"
+    assert replacements["/y/bench"] == "<output>"
     assert replacements[str(REPO_ROOT)] == "<recbole_galrec>" and replacements[sys.prefix] == "<python>"
     assert store.scrub_paths("read /x/ds/beauty and /x/ds, not /x/dsa", {"/x/ds": "<data_path>"}) == (
         "read <data_path>/beauty and <data_path>, not /x/dsa"

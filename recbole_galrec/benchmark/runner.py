@@ -306,7 +306,7 @@ def run_benchmark(
             f"--reference={reference} is neither among --models ({', '.join(labels)}) nor recorded in "
             f"{out / f'{dataset}.json'}: name one of the models."
         )
-    scrub = path_replacements(overrides, data_folder)
+    scrub = path_replacements(overrides, data_folder, out)
     for label in labels:  # RecBole's init_logger makes ./log/<model> by check-then-create: a race between runs
         os.makedirs(os.path.join("log", planning.resolve_label(label)[0]), exist_ok=True)
     runs = planning.order_plan(labels, seeds, galrec_start)

@@ -57,10 +57,10 @@ def public_settings(settings: dict) -> dict:
     }
 
 
-def path_replacements(settings: dict, data_folder: str | None) -> dict[str, str]:
+def path_replacements(settings: dict, data_folder: str | None, output: Path | None = None) -> dict[str, str]:
     """Absolute folders of this machine that a run's log may name, each with the placeholder that replaces it:
     the data, the Python installation and its packages, this package's checkout, absolute settings, the
-    working directory and the home folder."""
+    working directory, the home folder and the benchmark's ``output`` folder (``<output>``)."""
     import recbole
 
     import recbole_galrec
@@ -77,6 +77,8 @@ def path_replacements(settings: dict, data_folder: str | None) -> dict[str, str]
     for value in settings.values():
         if isinstance(value, str) and os.path.isabs(value):
             replacements[value] = public_path(value)
+    if output is not None:
+        replacements[os.path.abspath(output)] = "<output>"
     return replacements
 
 
