@@ -55,7 +55,7 @@ class TermScales:
             for name in TERMS
             if name in self.spread
         }
-        gate = float(model.residual_gate) if model.settings.score_residual else None
+        gate = float(model.residual_gate.detach()) if model.settings.score_residual else None
         return {"gate": gate, "terms": terms}
 
 
