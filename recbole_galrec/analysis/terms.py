@@ -29,18 +29,12 @@ class TermScales:
 
     @torch.no_grad()
     def add(self, model, state) -> None:
-        """The terms of one batch of users' states (:meth:`GALRec.encode_user`), items 1.. (0 is padding)."""
-        terms = {}
-        if model.score_user is not None:
-            query = model.score_user(state.external) @ model.score_item.weight  # [B, F]
-            terms["external"] = (query @ model.item_features.T)[:, 1:]
-        if model.settings.score_residual:
-            query = model.user_head(state.e0)
-            query = model.query_centre(query) if model.query_centre is not None else query
-            terms["language_model"] = model.item_scores(query)[:, 1:]
+        """The terms (:meth:`GALRec.score_terms`) of one batch of users' states, items 1.. (0 is padding)."""
+        terms = model.score_terms(state)  # the terms GALRec.scores adds up
+        if "language_model" in terms:
             terms["language_model_gated"] = model.residual_gate * terms["language_model"]
         for name, scores in terms.items():
-            scores = scores.float().cpu()
+            scores = scores[:, 1:].float().cpu()
             self.spread[name] = self.spread.get(name, 0.0) + float(scores.std(dim=1).sum())
             self.item_sums[name] = self.item_sums.get(name, 0.0) + scores.sum(dim=0)
         self.users += state.e0.shape[0]

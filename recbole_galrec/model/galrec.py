@@ -186,8 +186,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
 
     # ----------------------------------------------------------------- soft tokens and prompts
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        """Soft tokens of item ids of any shape ``[...]`` -> ``[..., H]``: id embedding (``item_id_embedding``)
-        + map(features); settings guarantee at least one of the two."""
+        """Soft tokens ``[..., H]`` of item ids ``[...]``: id embedding (``item_id_embedding``) + features' map."""
         vectors = self.item_id_embedding(items) if self.item_id_embedding is not None else 0.0
         if self.item_map is not None:
             vectors = vectors + self.item_map(self.item_features[items])
@@ -208,8 +207,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         return scores
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """Soft tokens of OTHER users' ids of any shape ``[...]`` -> ``[..., H]`` (external vectors of their
-        training histories)."""
+        """Soft tokens ``[..., H]`` of OTHER users' ids ``[...]``: the external vectors of their training histories."""
         if self.user_map is not None:
             return self.user_map(self.external_user[users])
         return self.user_id_embedding(users)
@@ -223,25 +221,30 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         return torch.cat([encoder(item_seq, item_seq_len) for encoder in self.user_encoders], dim=1)
 
     def own_user_vectors(self, users, features) -> torch.Tensor:
-        """Soft token of a prompt's own user ``[B, H]`` from :meth:`own_user_features` (without external models:
-        one shared learned token)."""
+        """Soft token ``[B, H]`` of a prompt's own user from :meth:`own_user_features` (else one shared token)."""
         if self.user_map is not None:
             return self.user_map(features)
         return self.own_user_token.expand(users.shape[0], -1)
 
-    def scores(self, user: UserStates) -> torch.Tensor:
-        """Scores of every item ``[B, n_items]``: ``head(E0_u) . item_vectors(i)`` (``score_residual``), plus
-        (``external_user_skip``) ``(P_u x_u) . (P_i x_i)`` over the own user's external vectors and the items'
-        frozen features."""
-        scores = 0.0
+    def score_terms(self, user: UserStates) -> dict[str, torch.Tensor]:
+        """The terms of :meth:`scores` in use, each ``[B, n_items]``: ``language_model``, ``head(E0_u) .
+        item_vectors(i)`` before its gate (``score_residual``), and ``external``, ``(P_u x_u) . (P_i x_i)`` over the
+        own user's external vectors and the items' frozen features (``external_user_skip``)."""
+        terms = {}
         if self.settings.score_residual:
             query = self.user_head(user.e0)  # [B, H]
             query = self.query_centre(query) if self.query_centre is not None else query
-            scores = self.residual_gate * self.item_scores(query)  # [B, n_items]
+            terms["language_model"] = self.item_scores(query)  # [B, n_items]
         if self.score_user is not None:
             query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
-            scores = scores + query @ self.item_features.T
-        return scores
+            terms["external"] = query @ self.item_features.T
+        return terms
+
+    def scores(self, user: UserStates) -> torch.Tensor:
+        """Scores of every item ``[B, n_items]``: ``gate *`` the language model's term plus the external term."""
+        terms = self.score_terms(user)
+        scores = self.residual_gate * terms["language_model"] if "language_model" in terms else 0.0
+        return scores + terms["external"] if "external" in terms else scores
 
     def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
@@ -302,8 +305,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
 
     # ----------------------------------------------------------------- losses
     def contrast_keys(self, users, inputs: SampleInputs, targets) -> ContrastKeys:
-        """The keys of L1 (E2_u, or a same-target prefix's E0), L2 (E0_i), L3 (E1_i), computed by the momentum copy
-        without gradients."""
+        """Keys of L1 (E2_u or a same-target prefix's E0), L2 (E0_i), L3 (E1_i): the momentum copy's, no gradients."""
         s, heads = self.settings, self.contrast_heads
         with self.key_encoder.swapped(self):
             user = has_user = None
@@ -327,8 +329,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
             )
 
     def _contrast(self, term: ContrastTerm, query, key, valid) -> torch.Tensor:
-        """InfoNCE of ``term`` over the rows where both sides exist; ``key`` is already projected by the
-        momentum copy's head."""
+        """InfoNCE of ``term`` over the rows where both sides exist (``key``: projected by the momentum copy's head)."""
         if not bool(valid.any()):
             return query.new_zeros(())
         key = key[valid]  # [B', D]
