@@ -37,6 +37,7 @@ TRAIN_SAMPLES = ("all", "one_per_user")
 SCORE_STARTS = ("sasrec", "random")
 L1_POSITIVES = ("hops", "same_target")  # contrast_l1_positive: the prompt's 2-hop users, or a same-target prefix
 RESIDUAL_ITEMS = ("soft_token", "text")  # score_residual_items: what the language model's term scores items by
+RESIDUAL_STARTS = ("gate", "head")  # score_residual_start: which factor of the language model's term starts at zero
 EXTERNAL_MODELS = ("SASRec", "LightGCN")  # the models whose vectors recbole_galrec.external can extract
 
 
@@ -163,6 +164,7 @@ class GALRecSettings:
     contrast_l1_positive: str = "hops"
     score_residual_items: str = "soft_token"
     score_gate_lr_scale: float = 1.0
+    score_residual_start: str = "gate"
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -194,6 +196,7 @@ class GALRecSettings:
         check_choice("score_start", self.score_start, SCORE_STARTS)
         check_choice("contrast_l1_positive", self.contrast_l1_positive, L1_POSITIVES)
         check_choice("score_residual_items", self.score_residual_items, RESIDUAL_ITEMS)
+        check_choice("score_residual_start", self.score_residual_start, RESIDUAL_STARTS)
         if self.score_residual_items == "text" and self.item_text_mode != "embedding":
             raise ConfigError(
                 f"score_residual_items: text scores items by their text vectors, which item_text_mode "

@@ -713,12 +713,16 @@ def test_item_text_vectors_from_the_whole_encoder(ml100k):
     assert config["item_text_source"] == "backbone"
 
 
-def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec):
+@pytest.mark.parametrize("residual_start", ["gate", "head"])
+def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec, residual_start):
     """With score_start: sasrec an untrained GALRec's scores are SASRec's: its encoder's vector of the
     history dotted with its item table (here a random SASRec; tests/test_external.py checks the encoder
-    against RecBole's SASRec)."""
+    against RecBole's SASRec), whichever factor of the language model's term starts at zero."""
     sasrec, _ = with_sasrec
-    model = build_model(ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec").eval()
+    model = build_model(
+        ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec",
+        score_residual_start=residual_start,
+    ).eval()  # fmt: skip
     batch = ml100k[4]._dataset.inter_feat[:64]
     seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
     with torch.no_grad():
@@ -726,6 +730,27 @@ def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec):
         expected = sasrec.encoder(seq, seq_len) @ sasrec.item.T  # [64, n_items]
     assert torch.allclose(scores, expected, atol=1e-4, rtol=1e-4)
     assert torch.equal(scores[:, 1:].topk(10).indices, expected[:, 1:].topk(10).indices)
+
+
+def test_a_zero_head_learns_from_l0_at_once_a_zero_gate_keeps_it_from_l0(ml100k, with_sasrec):
+    """score_residual_start: gate (default) passes no gradient of L0 to the head; head (gate 1, head 0) does,
+    from the first step. Only L0 here (lambda1-3 at 0), so the head's gradient is L0's alone."""
+    grads = {}
+    for start in ("gate", "head"):
+        torch.manual_seed(0)
+        model = build_model(
+            ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec",
+            score_residual_start=start, lambda1=0.0, lambda2=0.0, lambda3=0.0,
+        ).train()  # fmt: skip
+        assert float(model.residual_gate.detach()) == (1.0 if start == "head" else 0.0)
+        assert (float(model.user_head.weight.abs().max()) == 0.0) == (start == "head")
+        l0, *_ = model.calculate_loss(first_batch(ml100k[2])[:16])
+        l0.backward()
+        grads[start] = model.user_head.weight.grad
+    assert grads["gate"] is None or float(grads["gate"].abs().max()) == 0.0
+    assert float(grads["head"].abs().max()) > 0.0
+    with pytest.raises(ConfigError, match="score_residual_start"):
+        build_model(ml100k, score_residual_start="bias")
 
 
 def test_sasrec_start_needs_sasrec_and_the_external_term(ml100k):

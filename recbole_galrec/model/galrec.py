@@ -17,9 +17,8 @@ A batch flows as follows (see the README, section "GALRec"):
 3. Backbone (:mod:`recbole_galrec.layers.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
 4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` (or the item's mapped text vector,
-   ``score_residual_items: text``) plus, with ``external_user_skip``,
-   an external term ``(P_u x_u) . (P_i x_i)``. With ``score_start: sasrec`` that term starts as SASRec's own
-   dot product and the gate at zero, so training starts from SASRec's ranking and learns a residual.
+   ``score_residual_items: text``) plus, with ``external_user_skip``, an external term ``(P_u x_u) . (P_i x_i)``.
+   ``score_start: sasrec``: that term starts as SASRec's dot product, the gate (or head) at zero: a residual.
 5. Losses (:mod:`recbole_galrec.layers.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
    terms, one projection head each: L1 (E0_u, E2_u or a same-target prefix's E0), L2 (E0_u, E0_i), L3 (E2_u, E1_i).
    Keys come from a momentum copy of every trainable parameter (MoCo), without gradients, queued as later
@@ -159,8 +158,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
 
     def _init_weights(self):
         """Small normal init for the layers GALRec adds (the backbone keeps its own weights); with
-        ``score_start: sasrec`` the external term starts as SASRec's dot product and the language model's term's
-        gate at zero."""
+        ``score_start: sasrec`` the external term starts as SASRec's dot product, the language model's at zero."""
         layers = (self.user_map, self.item_map, self.user_head, self.text_map, self.score_user, self.score_item)
         for module in (*layers, self.contrast_heads, self.item_id_embedding, self.user_id_embedding):
             if module is None:
@@ -180,9 +178,11 @@ class GALRec(TrainableStateDict, SequentialRecommender):
                 eye = torch.eye(width)
                 self.score_user.weight.zero_()[:, user_col : user_col + width] = eye
                 self.score_item.weight.zero_()[:, item_col : item_col + width] = eye
-                # A gate at zero, not a head at zero: Adam's first steps would move a zero head's 384 x 384 weights
-                # to scores of SASRec's size at once; the one-number gate grows only as far as the term helps.
-                self.residual_gate.zero_()
+                if self.settings.score_residual_start == "head":  # gate 1, head 0: L0 reaches the head at once
+                    self.user_head.weight.zero_()
+                    self.user_head.bias.zero_()
+                else:  # head random, gate 0: the head learns from L0 only as far as the gate opens
+                    self.residual_gate.zero_()
 
     # ----------------------------------------------------------------- soft tokens and prompts
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
