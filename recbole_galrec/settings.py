@@ -165,6 +165,8 @@ class GALRecSettings:
     score_residual_items: str = "soft_token"
     score_gate_lr_scale: float = 1.0
     score_residual_start: str = "gate"
+    score_text_weight: float = 0.0
+    score_text_decay: float = 0.5
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -202,6 +204,16 @@ class GALRecSettings:
                 f"score_residual_items: text scores items by their text vectors, which item_text_mode "
                 f"'{self.item_text_mode}' does not make: set item_text_mode: embedding, or score_residual_items: "
                 "soft_token."
+            )
+        if self.score_text_weight < 0 or not 0 <= self.score_text_decay <= 1:
+            raise ConfigError(
+                f"score_text_weight must be >= 0 and score_text_decay in [0, 1], got {self.score_text_weight} and "
+                f"{self.score_text_decay}."
+            )
+        if self.score_text_weight and self.item_text_mode != "embedding":
+            raise ConfigError(
+                f"score_text_weight scores items by their text vectors, which item_text_mode '{self.item_text_mode}' "
+                "does not make: set item_text_mode: embedding, or score_text_weight: 0."
             )
         for key in ("score_lr_scale", "score_gate_lr_scale"):
             if not getattr(self, key) > 0:

@@ -743,7 +743,7 @@ def test_a_zero_head_learns_from_l0_at_once_a_zero_gate_keeps_it_from_l0(ml100k,
             score_residual_start=start, lambda1=0.0, lambda2=0.0, lambda3=0.0,
         ).train()  # fmt: skip
         assert float(model.residual_gate.detach()) == (1.0 if start == "head" else 0.0)
-        assert (float(model.user_head.weight.abs().max()) == 0.0) == (start == "head")
+        assert (float(model.user_head.weight.detach().abs().max()) == 0.0) == (start == "head")
         l0, *_ = model.calculate_loss(first_batch(ml100k[2])[:16])
         l0.backward()
         grads[start] = model.user_head.weight.grad
@@ -751,6 +751,27 @@ def test_a_zero_head_learns_from_l0_at_once_a_zero_gate_keeps_it_from_l0(ml100k,
     assert float(grads["head"].abs().max()) > 0.0
     with pytest.raises(ConfigError, match="score_residual_start"):
         build_model(ml100k, score_residual_start="bias")
+
+
+def test_the_text_profile_term_adds_to_the_scores_in_units_of_the_external_terms_spread(ml100k, with_sasrec):
+    """score_text_weight: scores = external + text term (no language model here), the text term the layer's
+    standardised closeness times the external term's spread over each user's items; 0 (default) leaves it out."""
+    changes = dict(external_models=["SASRec", "LightGCN"], score_start="sasrec", item_text_mode="embedding")
+    model = build_model(ml100k, with_sasrec, score_residual=False, score_text_weight=0.2, **changes).eval()
+    batch = ml100k[4]._dataset.inter_feat[:32]
+    with torch.no_grad():
+        user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        terms = model.score_terms(user)
+        spread = terms["external"][:, 1:].std(1, keepdim=True)
+        expected = terms["external"] + spread * model.text_term(batch[model.ITEM_SEQ])
+        assert torch.allclose(model.scores(user), expected, atol=1e-5)
+        assert torch.equal(user.history, batch[model.ITEM_SEQ])
+        plain = build_model(ml100k, with_sasrec, score_residual=False, **changes).eval()
+        assert plain.text_term is None and "text" not in plain.score_terms(user)
+    with pytest.raises(ConfigError, match="score_text_weight .*item_text_mode 'tokens'"):
+        build_model(ml100k, item_text_mode="tokens", score_text_weight=0.2)
+    with pytest.raises(ConfigError, match="score_text_decay in \\[0, 1\\]"):
+        build_model(ml100k, item_text_mode="embedding", score_text_weight=0.2, score_text_decay=2.0)
 
 
 def test_sasrec_start_needs_sasrec_and_the_external_term(ml100k):

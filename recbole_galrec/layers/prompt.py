@@ -44,6 +44,23 @@ class Prompt:
         """The state at each prompt's last real position: ``[B, T, H]`` -> ``[B, H]``."""
         return states[torch.arange(states.shape[0], device=states.device), self.last]
 
+    def embed(self, width: int, tokens, users, items, own_user: torch.Tensor | None = None) -> torch.Tensor:
+        """Input vectors ``[B, T, width]`` of the real positions (zero on padding), each kind by its own map, run
+        only on the positions of its kind: ``tokens``, ``users`` and ``items`` map ids ``[N]`` to ``[N, width]``;
+        ``own_user`` ``[B, width]``, when given, is the vector of each prompt's own user (else its id is mapped)."""
+        real = self.attention_mask.bool()  # [B, T]
+        is_token, is_item = real & (self.kind == TOKEN), real & (self.kind == ITEM)  # [B, T]
+        is_own = real & (self.kind == USER) & (self.segment == OWN)  # [B, T]
+        is_own = is_own if own_user is not None else torch.zeros_like(real)
+        is_other = real & (self.kind == USER) & ~is_own  # [B, T]
+        embeds = torch.zeros(*self.kind.shape, width, device=self.kind.device)  # [B, T, width]
+        embeds[is_token] = tokens(self.index[is_token])  # [N_token, width]
+        embeds[is_other] = users(self.index[is_other])  # [N_user, width]
+        if own_user is not None:
+            embeds[is_own] = own_user[is_own.nonzero()[:, 0]]  # each own-user position's prompt row
+        embeds[is_item] = items(self.index[is_item])  # [N_item, width]
+        return embeds
+
     def segment_mean(self, states: torch.Tensor, segment: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean state over a segment's real positions ``[B, H]`` and whether the segment is non-empty ``[B]``."""
         mask = ((self.segment == segment) & self.attention_mask.bool()).float()  # [B, T]

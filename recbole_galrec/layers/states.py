@@ -15,6 +15,7 @@ class SampleInputs:
     user_prompt: Prompt
     own_user: torch.Tensor  # [B, Du] the own user's external vectors, from the sample's history
     item_prompt: Prompt | None  # the target's prompt, without the sample's user (None when L2 and L3 are off)
+    history: torch.Tensor  # [B, L] the sample's history items (0-padded, oldest first)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class UserStates:
     e2: torch.Tensor  # [B, H] mean state over the 2-hop users
     has_e2: torch.Tensor  # [B] the sample has at least one 2-hop user
     external: torch.Tensor  # [B, Du] the own user's external vectors, recomputed from the sample's history
+    history: torch.Tensor  # [B, L] the sample's history items (0-padded, oldest first)
 
 
 @dataclass

@@ -7,18 +7,17 @@ A batch flows as follows (see the README, section "GALRec"):
    token, plus text tokens in ``tokens`` mode) and its 2-hop users, chosen by overlap with this history
    (:class:`recbole_galrec.data.graph.TrainingGraph`); the item prompt (only built when lambda2 or lambda3 > 0)
    holds the target item and its 1-hop users without the sample's own user.
-2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small
-   MLP into the backbone's hidden size. The prompt's own user takes each external model's vector recomputed
-   from the sample's history (SASRec's frozen encoder; for LightGCN the mean of its item vectors), never the
-   row fitted on all of the user's training edges; other users (2-hop, an item's users) take the vectors of
-   their training histories. An item's soft token is a learnable id embedding (``item_id_embedding``) plus a
-   linear map of its frozen features (external vectors; text vector in ``embedding`` mode). Linear on purpose:
-   L0 scores every item at every step, and ``q . (W x_i + b)`` is ``(q W) . x_i + q . b``, no item vectors built.
+2. Soft tokens: external user vectors (SASRec, LightGCN; :mod:`recbole_galrec.external`) mapped by a small MLP
+   into the backbone's hidden size; the prompt's own user takes them recomputed from the sample's history (never
+   the row fitted on all of its training edges), other users those of their training histories. An item's soft
+   token: an id embedding (``item_id_embedding``) plus a linear map of its frozen features (external vectors; text
+   vector in ``embedding`` mode), linear so that L0 scores every item without building item vectors.
 3. Backbone (:mod:`recbole_galrec.layers.backbone`): hidden states; E0 is the state at the prompt's last position,
    E1 / E2 the mean state over the 1-hop / 2-hop segment.
 4. Scores (:meth:`GALRec.scores`): ``gate * head(E0_u) . item soft token`` (or the item's mapped text vector,
    ``score_residual_items: text``) plus, with ``external_user_skip``, an external term ``(P_u x_u) . (P_i x_i)``.
    ``score_start: sasrec``: that term starts as SASRec's dot product, the gate (or head) at zero: a residual.
+   ``score_text_weight``: plus the text-profile term (:mod:`recbole_galrec.layers.text_profile`).
 5. Losses (:mod:`recbole_galrec.layers.losses`): L0 cross-entropy of the next item over all items, and three InfoNCE
    terms, one projection head each: L1 (E0_u, E2_u or a same-target prefix's E0), L2 (E0_u, E0_i), L3 (E2_u, E1_i).
    Keys come from a momentum copy of every trainable parameter (MoCo), without gradients, queued as later
@@ -41,9 +40,10 @@ from recbole_galrec.layers.contrast import ContrastKeys, ContrastLog, ContrastTe
 from recbole_galrec.layers.losses import info_nce
 from recbole_galrec.layers.moco import MomentumParameters
 from recbole_galrec.layers.parameters import TrainableStateDict, count_parameters
-from recbole_galrec.layers.prompt import HOP1, HOP2, ITEM, OWN, TOKEN, USER, Prompt, PromptBuilder, tokenize_item_texts
+from recbole_galrec.layers.prompt import HOP1, HOP2, Prompt, PromptBuilder, tokenize_item_texts
 from recbole_galrec.layers.queue import KeyQueue
 from recbole_galrec.layers.states import ItemStates, SampleInputs, UserStates
+from recbole_galrec.layers.text_profile import TextProfileTerm
 from recbole_galrec.layers.tokens import SoftTokenNorm, two_layer_mlp
 from recbole_galrec.model.encoders import recent_items
 from recbole_galrec.model.galrec_inputs import GALRecInputs
@@ -118,6 +118,8 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         text_width = 0 if inputs.item_text_vectors is None else inputs.item_text_vectors.shape[1]
         self.text_map = nn.Linear(text_width, hidden) if s.score_residual_items == "text" else None  # text scores
         self.residual_gate = nn.Parameter(torch.ones(()))  # 0 at a SASRec start (see _init_weights)
+        text = inputs.item_text_vectors
+        self.text_term = TextProfileTerm(text, s.score_text_weight, s.score_text_decay) if s.score_text_weight else None
         self.score_user = self.score_item = None
         self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
         if s.external_user_skip and ext_user.shape[1]:
@@ -150,8 +152,10 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         scoring = [p for m in (self.score_user, self.score_item) if m is not None for p in m.parameters()]
         chosen = {id(p) for p in scoring} | {id(self.residual_gate)}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in chosen]
-        groups = [{"params": rest, "lr": learning_rate}]
-        groups.append({"params": [self.residual_gate], "lr": learning_rate * s.score_gate_lr_scale})
+        groups = [
+            {"params": rest, "lr": learning_rate},
+            {"params": [self.residual_gate], "lr": learning_rate * s.score_gate_lr_scale},
+        ]
         if scoring:
             groups.append({"params": scoring, "lr": learning_rate * s.score_lr_scale})
         return groups
@@ -228,8 +232,8 @@ class GALRec(TrainableStateDict, SequentialRecommender):
 
     def score_terms(self, user: UserStates) -> dict[str, torch.Tensor]:
         """The terms of :meth:`scores` in use, each ``[B, n_items]``: ``language_model``, ``head(E0_u) .
-        item_vectors(i)`` before its gate (``score_residual``), and ``external``, ``(P_u x_u) . (P_i x_i)`` over the
-        own user's external vectors and the items' frozen features (``external_user_skip``)."""
+        item_vectors(i)`` before its gate (``score_residual``); ``external``, ``(P_u x_u) . (P_i x_i)``
+        (``external_user_skip``); ``text``, the text-profile term (``score_text_weight``)."""
         terms = {}
         if self.settings.score_residual:
             query = self.user_head(user.e0)  # [B, H]
@@ -238,38 +242,30 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         if self.score_user is not None:
             query = self.score_user(user.external) @ self.score_item.weight  # [B, F]
             terms["external"] = query @ self.item_features.T
+        if self.text_term is not None:  # in units of the external term's spread over each user's items
+            scale = terms["external"][:, 1:].std(1, keepdim=True).detach() if "external" in terms else 1.0
+            terms["text"] = scale * self.text_term(user.history)  # [B, n_items]
         return terms
 
     def scores(self, user: UserStates) -> torch.Tensor:
-        """Scores of every item ``[B, n_items]``: ``gate *`` the language model's term plus the external term."""
+        """Scores of every item ``[B, n_items]``: ``gate *`` the language model's term plus the other terms."""
         terms = self.score_terms(user)
-        scores = self.residual_gate * terms["language_model"] if "language_model" in terms else 0.0
-        return scores + terms["external"] if "external" in terms else scores
+        scores = self.residual_gate * terms.pop("language_model") if "language_model" in terms else 0.0
+        return sum(terms.values(), scores)
 
     def _encode(self, prompt: Prompt, own_user: torch.Tensor | None = None) -> torch.Tensor:
         """Embed each prompt position by its kind and run the backbone: ``[B, T, H]`` hidden states.
         ``own_user`` ``[B, H]``, when given, is the soft token of the prompt's own user."""
-        embeds = self._embed(prompt, own_user)  # [B, T, H]
+        embeds = prompt.embed(
+            self.backbone.hidden_size,
+            tokens=lambda ids: self.backbone.input_embeddings(ids).float(),
+            users=lambda ids: self.user_token_norm(self.user_vectors(ids)),
+            items=lambda ids: self.item_token_norm(self.item_vectors(ids)),
+            own_user=None if own_user is None else self.user_token_norm(own_user),
+        )  # [B, T, H]
         groups = self.settings.llm_length_groups
         states = self.backbone(embeds.to(self.backbone.dtype), prompt.attention_mask, groups=groups)
         return states.float()  # [B, T, H]
-
-    def _embed(self, prompt: Prompt, own_user: torch.Tensor | None) -> torch.Tensor:
-        """Input vectors ``[B, T, H]`` of a prompt's real positions (zero on padding): word embeddings of tokens,
-        soft tokens of users and items. Each map runs only on the positions of its kind."""
-        kind, index = prompt.kind, prompt.index  # [B, T]
-        real = prompt.attention_mask.bool()  # [B, T]
-        is_token, is_item = real & (kind == TOKEN), real & (kind == ITEM)  # [B, T]
-        is_own = real & (kind == USER) & (prompt.segment == OWN) if own_user is not None else torch.zeros_like(real)
-        is_other = real & (kind == USER) & ~is_own  # [B, T]
-        embeds = torch.zeros(*kind.shape, self.backbone.hidden_size, device=kind.device)  # [B, T, H]
-        embeds[is_token] = self.backbone.input_embeddings(index[is_token]).float()  # [N_token, H]
-        embeds[is_other] = self.user_token_norm(self.user_vectors(index[is_other]))  # [N_user, H]
-        if own_user is not None:
-            rows = is_own.nonzero()[:, 0]  # [N_own], the prompt of each own-user position
-            embeds[is_own] = self.user_token_norm(own_user[rows])
-        embeds[is_item] = self.item_token_norm(self.item_vectors(index[is_item]))  # [N_item, H]
-        return embeds
 
     # ----------------------------------------------------------------- inputs and forward passes
     def sample_inputs(self, users, item_seq, item_seq_len, targets=None) -> SampleInputs:
@@ -281,17 +277,19 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         item_prompt = None
         if targets is not None and self.settings.uses_item_prompt:
             item_prompt = self.prompts.item_prompts(targets, self.graph.item_users_without(targets, users))
-        return SampleInputs(user_prompt, self.own_user_features(item_seq, item_seq_len), item_prompt)
+        return SampleInputs(user_prompt, self.own_user_features(item_seq, item_seq_len), item_prompt, item_seq)
 
     def encode_user(self, users, inputs: SampleInputs) -> UserStates:
         """User prompts -> E0_u and E2_u (zero, without running the backbone, when nothing uses them)."""
         prompt = inputs.user_prompt
         if not self.settings.uses_backbone:
             zeros = inputs.own_user.new_zeros(users.shape[0], self.backbone.hidden_size)
-            return UserStates(zeros, zeros, torch.zeros_like(users, dtype=torch.bool), inputs.own_user)
+            return UserStates(
+                zeros, zeros, users.new_zeros(users.shape, dtype=torch.bool), inputs.own_user, inputs.history
+            )
         states = self._encode(prompt, self.own_user_vectors(users, inputs.own_user))  # [B, T, H]
         e2, has_e2 = prompt.segment_mean(states, HOP2)
-        return UserStates(prompt.last_states(states), e2, has_e2, inputs.own_user)
+        return UserStates(prompt.last_states(states), e2, has_e2, inputs.own_user, inputs.history)
 
     def encode_items(self, prompt: Prompt) -> ItemStates:
         """Item prompts -> E0_i and E1_i."""
