@@ -37,6 +37,7 @@ TRAIN_SAMPLES = ("all", "one_per_user")
 SCORE_STARTS = ("sasrec", "random")
 L1_POSITIVES = ("hops", "same_target")  # contrast_l1_positive: the prompt's 2-hop users, or a same-target prefix
 RESIDUAL_ITEMS = ("soft_token", "text")  # score_residual_items: what the language model's term scores items by
+TEXT_QUERIES = ("profile", "language_model")  # score_text_query: the text-profile term's query in text space
 RESIDUAL_STARTS = ("gate", "head")  # score_residual_start: which factor of the language model's term starts at zero
 EXTERNAL_MODELS = ("SASRec", "LightGCN")  # the models whose vectors recbole_galrec.external can extract
 
@@ -167,6 +168,7 @@ class GALRecSettings:
     score_residual_start: str = "gate"
     score_text_weight: float = 0.0
     score_text_decay: float = 0.5
+    score_text_query: str = "profile"
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -209,6 +211,12 @@ class GALRecSettings:
             raise ConfigError(
                 f"score_text_weight must be >= 0 and score_text_decay in [0, 1], got {self.score_text_weight} and "
                 f"{self.score_text_decay}."
+            )
+        check_choice("score_text_query", self.score_text_query, TEXT_QUERIES)
+        if self.score_text_query == "language_model" and not self.score_text_weight:
+            raise ConfigError(
+                "score_text_query: language_model refines the text-profile term's query, which score_text_weight: 0 "
+                "switches off; set score_text_weight > 0, or score_text_query: profile."
             )
         if self.score_text_weight and self.item_text_mode != "embedding":
             raise ConfigError(
@@ -270,7 +278,7 @@ class GALRecSettings:
     def uses_backbone(self) -> bool:
         """Whether training or scoring runs the language model at all (not when it neither scores nor learns
         a contrastive term: the "no language model" ablation)."""
-        return self.score_residual or self.lambda1 > 0 or self.uses_item_prompt
+        return self.score_residual or self.lambda1 > 0 or self.uses_item_prompt or self.score_text_query != "profile"
 
     @property
     def uses_item_prompt(self) -> bool:

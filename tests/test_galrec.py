@@ -768,6 +768,10 @@ def test_the_text_profile_term_adds_to_the_scores_in_units_of_the_external_terms
         assert torch.equal(user.history, batch[model.ITEM_SEQ])
         plain = build_model(ml100k, with_sasrec, score_residual=False, **changes).eval()
         assert plain.text_term is None and "text" not in plain.score_terms(user)
+    moved = build_model(ml100k, with_sasrec, score_text_weight=0.2, score_text_query="language_model", **changes)
+    assert moved.settings.uses_backbone and moved.text_term.query_shift.in_features == moved.backbone.hidden_size
+    with pytest.raises(ConfigError, match="score_text_query: language_model .*score_text_weight: 0"):
+        build_model(ml100k, score_text_query="language_model")
     with pytest.raises(ConfigError, match="score_text_weight .*item_text_mode 'tokens'"):
         build_model(ml100k, item_text_mode="tokens", score_text_weight=0.2)
     with pytest.raises(ConfigError, match="score_text_decay in \\[0, 1\\]"):

@@ -46,3 +46,15 @@ def test_a_sample_is_scored_from_its_own_history_alone():
     first = term(torch.tensor([[3, 5], [1, 2]]))
     second = term(torch.tensor([[3, 5], [7, 6]]))
     assert torch.equal(first[0], second[0]) and not torch.equal(first[1], second[1])
+
+
+def test_a_query_moved_by_states_starts_as_the_profile_and_learns():
+    """moved_by > 0: a zero-started map of the states moves the query; L0's gradient reaches it at once."""
+    plain = TextProfileTerm(unit_vectors(), weight=1.0, decay=0.5)
+    moved = TextProfileTerm(unit_vectors(), weight=1.0, decay=0.5, moved_by=6)
+    history, states = torch.tensor([[3, 5], [1, 2]]), torch.randn(2, 6)
+    scores = moved(history, states)
+    assert torch.equal(scores, plain(history))
+    torch.nn.functional.cross_entropy(scores, torch.tensor([4, 7])).backward()
+    assert float(moved.query_shift.weight.grad.abs().max()) > 0.0
+    assert [name for name, _ in plain.named_parameters()] == []  # the profile alone has nothing to learn

@@ -23,10 +23,15 @@ class TextProfileTerm(nn.Module):
         text_vectors: ``[n_items, D]`` the items' text vectors (row 0, padding, and items without text: zeros).
         weight: the term's weight, fixed (a setting chosen on validation, not a parameter).
         decay: how much each earlier history item counts relative to the next one, in [0, 1].
+        moved_by: the width of the states that move the query (``forward``'s ``states``), through a linear map
+            that starts at zero; 0: the profile alone.
     """
 
-    def __init__(self, text_vectors: torch.Tensor, weight: float, decay: float):
+    def __init__(self, text_vectors: torch.Tensor, weight: float, decay: float, moved_by: int = 0):
         super().__init__()
+        self.query_shift = nn.Linear(moved_by, text_vectors.shape[1], bias=False) if moved_by else None
+        if self.query_shift is not None:
+            nn.init.zeros_(self.query_shift.weight)  # the profile alone at the start
         unit = nn.functional.normalize(text_vectors.float(), dim=1)  # zero rows stay zero
         self.register_buffer("unit", unit, persistent=False)  # [n_items, D], rebuilt from the model's inputs
         self.weight = float(weight)
@@ -40,8 +45,12 @@ class TextProfileTerm(nn.Module):
         weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)  # [B, L]
         return (weights[..., None] * self.unit[history]).sum(1)  # [B, D]
 
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        scores = self.profiles(history) @ self.unit.T  # [B, n_items]
+    def forward(self, history: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """``states`` ``[B, moved_by]`` (ignored when ``moved_by`` is 0) move each profile by a learned map."""
+        query = self.profiles(history)  # [B, D]
+        if self.query_shift is not None:
+            query = query + self.query_shift(states)
+        scores = query @ self.unit.T  # [B, n_items]
         scores[:, 0] = 0.0  # padding: not an item (the model masks it)
         mean, std = scores.mean(1, keepdim=True), scores.std(1, keepdim=True).clamp(min=1e-6)  # [B, 1]
         scores = (scores - mean) / std  # [B, n_items]

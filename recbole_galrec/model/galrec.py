@@ -118,8 +118,9 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         text_width = 0 if inputs.item_text_vectors is None else inputs.item_text_vectors.shape[1]
         self.text_map = nn.Linear(text_width, hidden) if s.score_residual_items == "text" else None  # text scores
         self.residual_gate = nn.Parameter(torch.ones(()))  # 0 at a SASRec start (see _init_weights)
-        text = inputs.item_text_vectors
-        self.text_term = TextProfileTerm(text, s.score_text_weight, s.score_text_decay) if s.score_text_weight else None
+        moved_by = hidden if s.score_text_query == "language_model" else 0  # E0_u moves the text term's query
+        text = (inputs.item_text_vectors, s.score_text_weight, s.score_text_decay, moved_by)
+        self.text_term = TextProfileTerm(*text) if s.score_text_weight else None
         self.score_user = self.score_item = None
         self._sasrec_columns = None  # (first user column, first item column, width) of SASRec's vectors
         if s.external_user_skip and ext_user.shape[1]:
@@ -244,7 +245,7 @@ class GALRec(TrainableStateDict, SequentialRecommender):
             terms["external"] = query @ self.item_features.T
         if self.text_term is not None:  # in units of the external term's spread over each user's items
             scale = terms["external"][:, 1:].std(1, keepdim=True).detach() if "external" in terms else 1.0
-            terms["text"] = scale * self.text_term(user.history)  # [B, n_items]
+            terms["text"] = scale * self.text_term(user.history, user.e0)  # [B, n_items]
         return terms
 
     def scores(self, user: UserStates) -> torch.Tensor:
