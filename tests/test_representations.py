@@ -284,3 +284,24 @@ def test_score_terms_are_the_parts_of_the_models_scores(checkpoints):
     assert gated["std_over_items"] == pytest.approx(float(scores.std(dim=1).mean()), rel=1e-4)
     assert gated["std_of_item_means"] == pytest.approx(float(scores.mean(dim=0).std()), rel=1e-4)
     assert raw["std_over_items"] * abs(gate) == pytest.approx(gated["std_over_items"], rel=1e-4)
+
+
+def test_term_scales_report_every_term_the_model_adds_up():
+    """The text-profile term (score_text_weight) is reported beside the external one; items 1.. only."""
+    from types import SimpleNamespace
+
+    from recbole_galrec.analysis import terms
+
+    torch.manual_seed(0)
+    external, text = torch.randn(3, 6), torch.randn(3, 6)
+    model = SimpleNamespace(
+        settings=SimpleNamespace(score_residual=False),
+        residual_gate=torch.tensor(0.0),
+        score_terms=lambda state: {"external": external, "text": text},
+    )
+    scales = terms.TermScales()
+    scales.add(model, SimpleNamespace(e0=torch.zeros(3, 2)))
+    summary = scales.summary(model)
+    assert summary["gate"] is None and set(summary["terms"]) == {"external", "text"}
+    assert summary["terms"]["text"]["std_over_items"] == pytest.approx(float(text[:, 1:].std(dim=1).mean()))
+    assert summary["terms"]["text"]["std_of_item_means"] == pytest.approx(float(text[:, 1:].mean(dim=0).std()))

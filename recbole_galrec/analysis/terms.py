@@ -1,11 +1,12 @@
-"""How far each of GALRec's two score terms moves the scores of the test users' items.
+"""How far each of GALRec's score terms moves the scores of the test users' items.
 
 GALRec scores an item by ``gate * head(E0_u) . item vector`` (the language model's term) plus the external term
 ``(P_u x_u) . (P_i x_i)`` (:meth:`GALRec.scores`). With ``score_start: sasrec`` the gate starts at 0, and a gate that
 stays near 0 leaves the language model without a say, however its contrastive terms train it. For each term this
 reports, over the test users, the mean standard deviation of a user's scores over the items (how far the term moves
 one user's ranking) and the standard deviation over the items of their mean score over users (the part every user
-shares: an item prior). The language model's term is reported before and after its gate.
+shares: an item prior). The language model's term is reported before and after its gate; the text-profile term
+(``score_text_weight``), when in use, as it enters the score.
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ TERMS = {
     "external": "(P_u x_u) . (P_i x_i): the external term (SASRec's dot product at a sasrec start)",
     "language_model": "head(E0_u) . item vector: the language model's term before its gate",
     "language_model_gated": "gate * head(E0_u) . item vector: the language model's term as it enters the score",
+    "text": "the text-profile term: closeness of each item's text to the history's (score_text_weight)",
 }
 
 
