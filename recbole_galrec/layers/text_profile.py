@@ -41,7 +41,7 @@ class TextProfileTerm(nn.Module):
         """``[B, L]`` -> ``[B, D]``: the decayed mean of the history items' text vectors."""
         real = history != 0  # [B, L]
         newer = real.flip(1).cumsum(1).flip(1) - real.long()  # [B, L] real items after each position
-        weights = (self.decay**newer).masked_fill(~real, 0.0) if self.decay > 0 else (real & (newer == 0)).float()
+        weights = (self.decay**newer).masked_fill(~real, 0.0)  # decay 0: 0 ** 0 = 1, the last item alone
         weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)  # [B, L]
         return (weights[..., None] * self.unit[history]).sum(1)  # [B, D]
 
