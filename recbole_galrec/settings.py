@@ -169,6 +169,7 @@ class GALRecSettings:
     score_text_weight: float = 0.0
     score_text_decay: float = 0.5
     score_text_query: str = "profile"
+    score_logit_adjustment: float = 0.0
     backbone: BackboneSettings = field(init=False)  # the llm_* keys of the backbone, as one object
     external: ExternalSettings = field(init=False)  # the external_* keys, as one object
     encoder: TextEncoderSettings = field(init=False)  # item_text_source encoder: the text_encoder_* keys
@@ -223,6 +224,8 @@ class GALRecSettings:
                 f"score_text_weight scores items by their text vectors, which item_text_mode '{self.item_text_mode}' "
                 "does not make: set item_text_mode: embedding, or score_text_weight: 0."
             )
+        if self.score_logit_adjustment < 0:
+            raise ConfigError(f"score_logit_adjustment must be >= 0, got {self.score_logit_adjustment}.")
         for key in ("score_lr_scale", "score_gate_lr_scale"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}.")

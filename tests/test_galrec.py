@@ -191,6 +191,44 @@ def test_same_target_prefixes_on_a_small_graph():
     assert longer.seq.tolist() == [[7, 8]] and longer.seq_len.tolist() == [2]  # the last 2 items of <6, 7, 8>
 
 
+def test_item_counts_without_the_samples_own_user_are_other_users_counts():
+    """Logit adjustment's counts: each item's training users other than the sample's own, so a training prefix's
+    counts are the same whatever its own user's later items are."""
+    from recbole_galrec.data.graph import TrainingGraph
+
+    graph = TrainingGraph({1: [5, 6, 7], 2: [6, 7, 8, 9], 3: [7], 4: [1, 7]}, 6, 10, num_neighbors=2, seed=0)
+    got = graph.item_counts_without(torch.tensor([1, 2, 5]))
+    assert got[0].tolist() == [0, 1, 0, 0, 0, 0, 1, 3, 1, 1]  # user 1's 5, 6, 7 not counted
+    assert got[1].tolist() == [0, 1, 0, 0, 0, 1, 1, 3, 0, 0]
+    assert got[2].tolist() == [0, 1, 0, 0, 0, 1, 2, 4, 1, 1]  # user 5 has no training items: all counted
+    other = TrainingGraph({1: [5, 9, 2], 2: [6, 7, 8, 9], 3: [7], 4: [1, 7]}, 6, 10, num_neighbors=2, seed=0)
+    assert torch.equal(other.item_counts_without(torch.tensor([1])), graph.item_counts_without(torch.tensor([1])))
+
+
+def test_logit_adjustment_adds_log_counts_to_the_training_scores_only(ml100k, with_sasrec):
+    """score_logit_adjustment tau: L0 = cross-entropy of scores + tau * log(1 + other users' count); prediction
+    is unchanged; tau 0 (default) is the plain L0; a negative tau is a message."""
+    changes = dict(external_models=["SASRec"], score_start="sasrec", score_residual=False, lambda1=0.0, lambda2=0.0)
+    batch = first_batch(ml100k[2])[:64]
+    torch.manual_seed(0)
+    plain = build_model(ml100k, with_sasrec, lambda3=0.0, **changes).train()
+    torch.manual_seed(0)
+    adjusted = build_model(ml100k, with_sasrec, lambda3=0.0, score_logit_adjustment=0.5, **changes).train()
+    users, targets = batch[plain.USER_ID], batch[plain.POS_ITEM_ID]
+    with torch.no_grad():
+        scores = plain.scores(plain.forward(users, batch[plain.ITEM_SEQ], batch[plain.ITEM_SEQ_LEN]))
+        prior = plain.graph.item_counts_without(users).log1p()
+        assert float(prior.std()) > 0
+        l0_plain, *_ = plain.calculate_loss(batch)
+        l0_adjusted, *_ = adjusted.calculate_loss(batch)
+        assert torch.allclose(l0_plain, torch.nn.functional.cross_entropy(scores, targets), atol=1e-5)
+        assert torch.allclose(l0_adjusted, torch.nn.functional.cross_entropy(scores + 0.5 * prior, targets), atol=1e-5)
+        assert not torch.allclose(l0_plain, l0_adjusted)
+        assert torch.equal(plain.eval().full_sort_predict(batch), adjusted.eval().full_sort_predict(batch))
+    with pytest.raises(ConfigError, match="score_logit_adjustment must be >= 0"):
+        build_model(ml100k, score_logit_adjustment=-1.0)
+
+
 def test_training_histories_end_before_the_validation_item(ml100k):
     _, dataset, train, valid, _ = ml100k
     histories = training_histories(train._dataset)

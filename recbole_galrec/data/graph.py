@@ -97,6 +97,14 @@ class TrainingGraph(nn.Module):
         return rows[:, : self.num_neighbors]
 
     @torch.no_grad()
+    def item_counts_without(self, users: torch.Tensor) -> torch.Tensor:
+        """``[B, n_items]``: each item's number of training users other than ``users`` ``[B]`` (the sample's own
+        user's training items, later ones included, take no part: a function of other users' interactions only)."""
+        total = torch.sparse.sum(self.user_item, dim=0).to_dense()  # [n_items]
+        own = self.user_item.index_select(0, users).to_dense()  # [B, n_items]
+        return total[None, :] - own
+
+    @torch.no_grad()
     def same_target_prefixes(self, items: torch.Tensor, users: torch.Tensor, length: int) -> "Prefixes":
         """For each target item ``[B]``, one training prefix of ANOTHER user (not ``users`` ``[B]``) whose next item
         it was, drawn uniformly from the torch generator: that user, its last ``length`` items as RecBole lays out a

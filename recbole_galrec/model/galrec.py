@@ -138,7 +138,6 @@ class GALRec(TrainableStateDict, SequentialRecommender):
         # contrastive terms (indexed by ContrastTerm): one projection head each; keys from the momentum copy, queued
         self.contrast_heads = nn.ModuleList(nn.Linear(hidden, s.contrast_dim) for _ in ContrastTerm)
         self.queues = nn.ModuleList([KeyQueue(s.queue_size, s.contrast_dim) for _ in ContrastTerm])
-        self.loss_fct = nn.CrossEntropyLoss()
         self.contrast_log = ContrastLog()
 
         self._init_weights()
@@ -353,9 +352,11 @@ class GALRec(TrainableStateDict, SequentialRecommender):
             self.key_encoder.update(self)
             keys = self.contrast_keys(users, inputs, targets)
         user = self.encode_user(users, inputs)
-        l0 = self.loss_fct(self.scores(user), targets)
-        zero = l0.new_zeros(())
-        l1 = l2 = l3 = zero
+        scores = self.scores(user)
+        if s.score_logit_adjustment:  # L0 alone sees the log counts: the scores learn less of the items' popularity
+            scores = scores + s.score_logit_adjustment * self.graph.item_counts_without(users).log1p()
+        l0 = torch.nn.functional.cross_entropy(scores, targets)
+        l1 = l2 = l3 = l0.new_zeros(())
         if s.lambda1 > 0:
             l1 = self._contrast(ContrastTerm.L1, user.e0, keys.user, keys.has_user)
         if s.lambda2 > 0:
