@@ -210,6 +210,7 @@ def test_an_empty_text_field_gives_the_other_fields_text(workdir, tiny_bert):
         "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "title", "genre"]},
         "item_text_fields": ["title", "genre"],
         "item_text_mode": "tokens",
+        "score_text_weight": 0.0,
     }
 
     texts = raw_texts(built_splits("fields", workdir, tiny_bert, **extra)[0])
@@ -227,10 +228,12 @@ def test_a_dataset_without_any_text_is_a_clear_error(workdir, tiny_bert, mode, c
     users = sequences()
     write_dataset(workdir, "blank", users, {i: [""] for i in all_items(users)})
 
-    with pytest.raises(DataError, match=r"blank\.item.*item_text_fields.*item_text_mode: none"):
-        built_splits("blank", workdir, tiny_bert, item_text_mode=mode)
+    text = {"item_text_mode": mode, "score_text_weight": 0.0 if mode == "tokens" else 0.1}
+    hint = r"item_text_mode: none and score_text_weight: 0"
+    with pytest.raises(DataError, match=r"blank\.item.*item_text_fields.*" + hint):
+        built_splits("blank", workdir, tiny_bert, **text)
 
-    args = [f"--{k}={v}" for k, v in overrides(workdir, tiny_bert, item_text_mode=mode).items() if k != "load_col"]
+    args = [f"--{k}={v}" for k, v in overrides(workdir, tiny_bert, **text).items() if k != "load_col"]
     args.append("--load_col={inter: [user_id, item_id, timestamp], item: [item_id, title]}")
     assert cli_main(["--model=GALRec", "--dataset=blank", *args]) == 2
     err = capsys.readouterr().err
@@ -240,7 +243,7 @@ def test_a_dataset_without_any_text_is_a_clear_error(workdir, tiny_bert, mode, c
 def test_a_dataset_without_any_text_trains_with_text_off(workdir, tiny_bert):
     users = sequences()
     write_dataset(workdir, "blank", users, {i: [""] for i in all_items(users)})
-    assert_trained(run("blank", workdir, tiny_bert, item_text_mode="none"))
+    assert_trained(run("blank", workdir, tiny_bert, item_text_mode="none", score_text_weight=0.0))
 
 
 # ------------------------------------------------------------------ 6. a text field the .item file lacks

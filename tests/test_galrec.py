@@ -304,7 +304,7 @@ def test_length_groups_change_no_score(ml100k):
 
 def test_the_prompt_builder_follows_the_model_to_its_device(ml100k):
     """The builder's token ids are buffers of a submodule: moving the model moves them too."""
-    model = build_model(ml100k, item_text_mode="tokens")
+    model = build_model(ml100k, item_text_mode="tokens", score_text_weight=0.0)
     assert model.prompts.item_text_ids.device.type == "cpu"
     model.graph = copy.deepcopy(model.graph)  # the dataset's graph is shared with the other tests: not moved
     model.to("meta")
@@ -317,7 +317,7 @@ def test_text_modes_change_the_prompt_length(ml100k):
     batch = first_batch(ml100k[2])[:4]
     lengths = {}
     for mode in ("tokens", "embedding", "none"):
-        model = build_model(ml100k, item_text_mode=mode)
+        model = build_model(ml100k, item_text_mode=mode, score_text_weight=0.1 if mode == "embedding" else 0.0)
         inputs = model.sample_inputs(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
         lengths[mode] = inputs.user_prompt.kind.shape[1]
     assert lengths["tokens"] > lengths["embedding"] == lengths["none"]
@@ -427,7 +427,7 @@ def test_without_item_id_embeddings_item_tokens_are_the_map_of_their_features(ml
 
 def test_item_tokens_without_ids_need_features(ml100k):
     with pytest.raises(ConfigError, match=r"item_id_embedding: False.*external_models is empty"):
-        build_model(ml100k, item_text_mode="none", item_id_embedding=False)
+        build_model(ml100k, item_text_mode="none", score_text_weight=0.0, item_id_embedding=False)
 
 
 def test_dataset_without_the_text_fields_is_a_clear_error(workdir):
@@ -438,7 +438,9 @@ def test_dataset_without_the_text_fields_is_a_clear_error(workdir):
 
 def test_text_off_needs_no_text_fields(workdir):
     config = build_config(
-        "GALRec", "ml-100k", config_dict={"item_text_fields": ["no_such_field"], "item_text_mode": "none"}
+        "GALRec",
+        "ml-100k",
+        config_dict={"item_text_fields": ["no_such_field"], "item_text_mode": "none", "score_text_weight": 0.0},
     )
     train = create_dataset(config).build()[0]
     assert set(train.item_texts) == {""} and len(train.item_texts) == train.item_num
@@ -672,7 +674,7 @@ def test_own_user_token_reaches_the_backbone(ml100k, with_sasrec, monkeypatch):
 
 @pytest.mark.parametrize("skip", [True, False])
 def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
-    model = build_model(ml100k, with_sasrec, external_user_skip=skip).eval()
+    model = build_model(ml100k, with_sasrec, external_user_skip=skip, score_text_weight=0.0).eval()
     batch = first_batch(ml100k[2])[:4]
     with torch.no_grad():
         user = model.forward(batch[model.USER_ID], batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
@@ -688,7 +690,7 @@ def test_scores_with_and_without_the_external_term(ml100k, with_sasrec, skip):
 def test_a_centred_query_gives_the_language_models_term_no_item_prior(ml100k):
     """score_residual_center: in training the term's mean over the batch's users is the same for every item (no
     user-independent item prior to learn); at evaluation the running mean is subtracted; it is saved."""
-    model = build_model(ml100k, external_user_skip=False, score_residual_center=True).train()
+    model = build_model(ml100k, external_user_skip=False, score_residual_center=True, score_text_weight=0.0).train()
     batch = first_batch(ml100k[2])[:32]
     with torch.no_grad():
         model.residual_gate.fill_(1.0)
@@ -738,8 +740,8 @@ def test_item_text_vectors_from_the_whole_encoder(ml100k):
     from recbole_galrec.layers.text_encoder import encode_texts, load_text_encoder
 
     config = ml100k[0]
-    backbone = build_model(ml100k, item_text_mode="embedding").inputs.item_text_vectors
-    model = build_model(ml100k, item_text_mode="embedding", item_text_source="encoder", text_encoder_max_len=16)
+    backbone = build_model(ml100k, item_text_mode="embedding", item_text_source="backbone").inputs.item_text_vectors
+    model = build_model(ml100k, item_text_mode="embedding", text_encoder_max_len=16)  # the default source
     vectors = model.inputs.item_text_vectors
     texts = ml100k[2]._dataset.item_texts
     encoder = load_text_encoder(model.settings.encoder)
@@ -748,7 +750,7 @@ def test_item_text_vectors_from_the_whole_encoder(ml100k):
     assert torch.allclose(vectors[1:].norm(dim=1), torch.ones(len(texts) - 1), atol=1e-5)
     with pytest.raises(ConfigError, match="item_text_source"):
         build_model(ml100k, item_text_source="words")
-    assert config["item_text_source"] == "backbone"
+    assert config["item_text_source"] == "encoder"
 
 
 @pytest.mark.parametrize("residual_start", ["gate", "head"])
@@ -759,7 +761,7 @@ def test_sasrec_start_scores_as_sasrec_before_training(ml100k, with_sasrec, resi
     sasrec, _ = with_sasrec
     model = build_model(
         ml100k, with_sasrec, external_models=["SASRec", "LightGCN"], score_start="sasrec",
-        score_residual_start=residual_start,
+        score_residual_start=residual_start, score_text_weight=0.0,
     ).eval()  # fmt: skip
     batch = ml100k[4]._dataset.inter_feat[:64]
     seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
@@ -804,14 +806,14 @@ def test_the_text_profile_term_adds_to_the_scores_in_units_of_the_external_terms
         expected = terms["external"] + spread * model.text_term(batch[model.ITEM_SEQ])
         assert torch.allclose(model.scores(user), expected, atol=1e-5)
         assert torch.equal(user.history, batch[model.ITEM_SEQ])
-        plain = build_model(ml100k, with_sasrec, score_residual=False, **changes).eval()
+        plain = build_model(ml100k, with_sasrec, score_residual=False, score_text_weight=0.0, **changes).eval()
         assert plain.text_term is None and "text" not in plain.score_terms(user)
     moved = build_model(ml100k, with_sasrec, score_text_weight=0.2, score_text_query="language_model", **changes)
     assert moved.settings.uses_backbone and moved.text_term.query_shift.in_features == moved.backbone.hidden_size
     with pytest.raises(ConfigError, match="score_text_query: language_model .*score_text_weight: 0"):
-        build_model(ml100k, score_text_query="language_model")
+        build_model(ml100k, score_text_query="language_model", score_text_weight=0.0)
     with pytest.raises(ConfigError, match="score_text_weight .*item_text_mode 'tokens'"):
-        build_model(ml100k, item_text_mode="tokens", score_text_weight=0.2)
+        build_model(ml100k, item_text_mode="tokens")  # the default weight needs text vectors
     with pytest.raises(ConfigError, match="score_text_decay in \\[0, 1\\]"):
         build_model(ml100k, item_text_mode="embedding", score_text_weight=0.2, score_text_decay=2.0)
 

@@ -42,7 +42,7 @@ ABLATION_LABELS: dict[str, tuple[str, dict]] = {
     "GALRec-noContrast": ("GALRec", NO_CONTRAST),
     "GALRec-noQueue": ("GALRec", {"queue_size": 0}),
     "GALRec-noHops": ("GALRec", {"prompt_num_neighbors": 0}),  # no 2-hop users, no item users in prompts
-    "GALRec-noText": ("GALRec", {"item_text_mode": "none"}),
+    "GALRec-noText": ("GALRec", {"item_text_mode": "none", "score_text_weight": 0.0}),
     "GALRec-frozen": ("GALRec", {"llm_tuning": "frozen"}),
     # the same scorer and start, trained the same way, without the language model's term (the backbone never runs)
     "GALRec-noLM": ("GALRec", {"score_residual": False, **NO_CONTRAST}),

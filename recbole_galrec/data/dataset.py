@@ -119,7 +119,7 @@ class GALRecDataset(ItemTextDataset):
     (the training interactions, from which each sample's 2-hop users and each item's 1-hop users are chosen).
     """
 
-    _without_text = ", or switch text off with item_text_mode: none"
+    _without_text = ", or switch text off with item_text_mode: none and score_text_weight: 0"
 
     def _uses_text(self) -> bool:
         return self.config.settings.item_text_mode != "none"
