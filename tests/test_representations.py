@@ -262,9 +262,9 @@ def test_user_states_are_those_the_test_scores_with(checkpoints):
 
 @pytest.mark.slow  # with the fixture's two trainings: over 20 s on 2 cores
 def test_score_terms_are_the_parts_of_the_models_scores(checkpoints):
-    """The reported spread of the language model's gated term is that of the scores the model ranks with (this
-    checkpoint has no external term), the term before its gate is it divided by the gate, and the shared part is
-    the spread of the items' mean scores over the users."""
+    """The reported spread of the language model's gated term is that of its part of the scores the model ranks with
+    (this checkpoint has no external term: the scores are that part plus the text-profile term), the term before its
+    gate is it divided by the gate, and the shared part is the spread of the items' mean scores over the users."""
     from recbole_galrec.analysis import hops, terms
     from recbole_galrec.recommend import Recommender
     from recbole_galrec.running.steps import load_data
@@ -277,9 +277,15 @@ def test_score_terms_are_the_parts_of_the_models_scores(checkpoints):
     hops.hop_states(model, samples, torch.tensor([1, 2]), "cpu", scales)
     summary = scales.summary(model)
     with torch.no_grad():
-        scores = model.scores(model.forward(samples.users, samples.seq, samples.seq_len))[:, 1:]
+        user = model.forward(samples.users, samples.seq, samples.seq_len)
+        parts = model.score_terms(user)
+        scores = (model.residual_gate * parts["language_model"])[:, 1:]  # the language model's part of the scores
+        assert torch.allclose(model.scores(user)[:, 1:], scores + parts["text"][:, 1:], atol=1e-5)
     gate = float(model.residual_gate)
-    assert summary["gate"] == gate != 0 and set(summary["terms"]) == {"language_model", "language_model_gated"}
+    assert summary["gate"] == gate != 0
+    assert set(summary["terms"]) == {"language_model", "language_model_gated", "text"}
+    text = float(parts["text"][:, 1:].std(dim=1).mean())
+    assert summary["terms"]["text"]["std_over_items"] == pytest.approx(text, rel=1e-4)
     gated, raw = summary["terms"]["language_model_gated"], summary["terms"]["language_model"]
     assert gated["std_over_items"] == pytest.approx(float(scores.std(dim=1).mean()), rel=1e-4)
     assert gated["std_of_item_means"] == pytest.approx(float(scores.mean(dim=0).std()), rel=1e-4)
