@@ -33,7 +33,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
             r"GALRec with contrast_tau=-1 is refused: contrast_tau must be > 0",
         ),
         (["--param=prompt_history_len", "--values=2,2.5"], r"prompt_history_len must be an integer, got 2\.5"),
-        (["--param=item_text_mode", "--values=embedding,bad"], r"item_text_mode must be one of tokens, embedding"),
+        (
+            ["--param=item_text_mode", "--values=embedding,bad"],
+            r"item_text_mode must be one of tokens, embedding, none",
+        ),
         (["--param=contrast_tau", "--values=0.1,0.2", "--contrast_tau=0.3"], r"drop --contrast_tau=\.\.\."),
         (["--param=contrast_tau", "--values=0.1,0.2", "--seeds=2020"], r"--seeds=2020 would mean 2,020 runs"),
         (["--param=contrast_tau", "--values=0.1,0.2", "--jobs=0"], r"--jobs must be at least 1"),

@@ -49,6 +49,8 @@ class TrainingGraph(nn.Module):
         values = torch.ones(index.shape[1])
         user_item = torch.sparse_coo_tensor(index, values, (n_users, n_items), check_invariants=True).coalesce()
         self.register_buffer("user_item", user_item, persistent=False)
+        item_counts = torch.sparse.sum(user_item, dim=0).to_dense()  # [n_items]: each item's training users
+        self.register_buffer("item_counts", item_counts, persistent=False)
         self.register_buffer("priority", priority, persistent=False)
         # One column more than a prompt holds: a sample's own user, when among them, is dropped at run time.
         self.register_buffer(
@@ -100,9 +102,8 @@ class TrainingGraph(nn.Module):
     def item_counts_without(self, users: torch.Tensor) -> torch.Tensor:
         """``[B, n_items]``: each item's number of training users other than ``users`` ``[B]`` (the sample's own
         user's training items, later ones included, take no part: a function of other users' interactions only)."""
-        total = torch.sparse.sum(self.user_item, dim=0).to_dense()  # [n_items]
         own = self.user_item.index_select(0, users).to_dense()  # [B, n_items]
-        return total[None, :] - own
+        return self.item_counts[None, :] - own
 
     @torch.no_grad()
     def same_target_prefixes(self, items: torch.Tensor, users: torch.Tensor, length: int) -> "Prefixes":
