@@ -12,6 +12,7 @@ from recbole_galrec.errors import ConfigError
 MODEL_LABELS: dict[str, tuple[str, dict]] = {
     "GALRec": ("GALRec", {}),
     "SASRec": ("SASRec", {}),
+    "SASRecText": ("SASRecText", {}),  # SASRec whose item table starts from the items' text (this package's)
     # SASRec trained with BPR and one uniform negative per positive: the setting much of the literature cites.
     "SASRec-BPR": (
         "SASRec",
@@ -31,7 +32,6 @@ MODEL_LABELS: dict[str, tuple[str, dict]] = {
     "LightGCN": ("LightGCN", {}),
     "Pop": ("Pop", {}),
 }
-DEFAULT_MODELS = list(MODEL_LABELS)
 # GALRec with one part switched off each (its ablation: docs/results/ablation/amazon-beauty.md). Not defaults.
 NO_CONTRAST = {"lambda1": 0.0, "lambda2": 0.0, "lambda3": 0.0}
 ABLATION_LABELS: dict[str, tuple[str, dict]] = {
@@ -48,6 +48,9 @@ ABLATION_LABELS: dict[str, tuple[str, dict]] = {
     "GALRec-noLM": ("GALRec", {"score_residual": False, **NO_CONTRAST}),
 }
 MODEL_LABELS.update(ABLATION_LABELS)
+# What a benchmark runs without --models, in the report's order: the comparison of docs/results/<dataset>.md (GALRec,
+# the same scorer without its language model, the text baseline and the baselines GALRec's parts come from).
+DEFAULT_MODELS = ["GALRec", "GALRec-noLM", "SASRecText", "SASRec", "GRU4Rec", "LightGCN"]
 FIRST_SEED = 2020
 MAX_SEED_COUNT = 100  # --seeds=N above this is refused: it is almost surely a seed meant as a list of one
 # GALRec's external models, by the benchmark label whose runs provide them.
