@@ -34,14 +34,6 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture
-def beauty_path():
-    """Folder holding amazon-beauty/ (the 5-core copy under ../shared); the test is skipped without it."""
-    if not (SHARED_DATASETS / "amazon-beauty" / "amazon-beauty.inter").is_file():
-        pytest.skip(f"amazon-beauty not found under {SHARED_DATASETS}")
-    return SHARED_DATASETS
-
-
 # A SASRec small enough for a test: about 10 s for one epoch on ml-100k on 2 CPU cores.
 TINY_SASREC = {
     "MAX_ITEM_LIST_LENGTH": 10,

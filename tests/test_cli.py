@@ -112,15 +112,3 @@ def test_malformed_override_exits_with_message(workdir):
     proc = run_cli("--model=Pop", "--dataset=ml-100k", "--epochs", "3", cwd=workdir)
     assert proc.returncode == 2
     assert "--key=value" in proc.stderr
-
-
-@pytest.mark.slow
-@pytest.mark.shared_data
-def test_pop_on_beauty_counts(workdir, beauty_path):
-    result = run_recbole_galrec(
-        "Pop",
-        "amazon-beauty",
-        config_dict={"data_path": str(beauty_path), "epochs": 1, "show_progress": False},
-    )
-    stats = result.dataset_statistics
-    assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)
