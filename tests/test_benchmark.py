@@ -733,3 +733,31 @@ def test_a_run_interrupted_with_the_benchmark_continues_from_its_last_epoch(work
     log = (workdir / "out" / run["log"]).read_text()
     assert re.search(r"resumed from .*-last\.pth: training continues at epoch [12]", log)
     assert "Interrupted with the benchmark and continued" in (workdir / "out" / "ml-100k.md").read_text()
+
+
+# ------------------------------------------------------------------- runs taken from another benchmark's output
+@pytest.mark.slow
+def test_runs_from_takes_the_finished_runs_of_another_output(bench):
+    """--runs_from copies the planned runs another output has (records, files, checkpoints) instead of running
+    them; an output of other settings, or the benchmark's own, is refused before anything is written."""
+    out, _ = bench
+    settings = [f"--{key}={value}" for key, value in TINY_SASREC.items()]
+    plan = ["--dataset=ml-100k", "--models=SASRec,Pop", "--seeds=2020,"]
+    proc = run_benchmark_cli(*plan, "--output=taken", "--runs_from=out", *settings, cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("taken from") == 2 and ": start" not in proc.stderr
+    taken = out.parent / "taken"
+    runs = {run["model"]: run for run in json.loads((taken / "ml-100k.json").read_text())["runs"]}
+    source = json.loads((out / "ml-100k.json").read_text())["runs"]
+    source = {run["model"]: run for run in source if run["seed"] == 2020}
+    assert runs == source
+    for run in runs.values():
+        for key in ("log", "per_user", "checkpoint"):
+            assert (taken / run[key]).is_file(), (run["model"], key)
+    assert (taken / "ml-100k.md").is_file()
+
+    other = run_benchmark_cli(*plan, "--output=other", "--runs_from=out", "--epochs=2", cwd=out.parent)
+    assert other.returncode == 2 and "--runs_from=out cannot serve this benchmark" in other.stderr, other.stderr
+    assert "settings" in other.stderr and not (out.parent / "other").exists()
+    own = run_benchmark_cli(*plan, "--output=out", "--runs_from=out", *settings, cwd=out.parent)
+    assert own.returncode == 2 and "own --output" in own.stderr, own.stderr

@@ -4,7 +4,7 @@ Usage::
 
     python -m recbole_galrec.analysis sensitivity --dataset=amazon-beauty --param=contrast_tau \\
         --values=0.05,0.1,0.2,0.5 --output=sens/ [--seeds=2020,] [--profile=cpu] [--data_path=...] [--jobs=N] \\
-        [--config_files="a.yaml b.yaml"] [--key=value ...]
+        [--runs_from=DIR] [--config_files="a.yaml b.yaml"] [--key=value ...]
 
 Each value is a benchmark run of the label ``GALRec[<param>=<value>]`` (:mod:`.sweep`), so the variants share the
 benchmark's split, seeds and start: the seed's SASRec and LightGCN runs of the benchmark are run once and are every
@@ -24,8 +24,8 @@ from pathlib import Path
 from recbole_galrec.analysis.sensitivity_report import summary, write_outputs
 from recbole_galrec.analysis.sweep import plan_sweep
 from recbole_galrec.benchmark.plan import parse_seeds
-from recbole_galrec.benchmark.runner import failed_runs, run_benchmark
-from recbole_galrec.benchmark.store import public_command
+from recbole_galrec.benchmark.runner import run_benchmark
+from recbole_galrec.benchmark.store import failed_runs, public_command
 from recbole_galrec.cli import parse_overrides
 from recbole_galrec.config import available_profiles
 from recbole_galrec.errors import GALRecError
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", required=True, help="folder of the results (the benchmark's and the analysis's)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
+    parser.add_argument(
+        "--runs_from",
+        default=None,
+        help="another benchmark's --output (same dataset and settings): its ok runs that this one plans and lacks "
+        "are taken from there (records, files, checkpoints) instead of run again",
+    )
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')
     parser.add_argument(
         "--profile", default=None, help=f"config profile for every run: {', '.join(available_profiles())}"
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile,
             command=command,
             jobs=args.jobs,
+            runs_from=Path(args.runs_from) if args.runs_from else None,
         )
         written = write_outputs(summary(results, sweep, seeds, command), Path(args.output))
     except GALRecError as err:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from recbole_galrec.benchmark.plan import DEFAULT_MODELS, FIRST_SEED, parse_seeds
-from recbole_galrec.benchmark.runner import WORKER_FLAG, failed_runs, run_benchmark
-from recbole_galrec.benchmark.store import public_command
+from recbole_galrec.benchmark.runner import WORKER_FLAG, run_benchmark
+from recbole_galrec.benchmark.store import failed_runs, public_command
 from recbole_galrec.benchmark.worker import worker
 from recbole_galrec.cli import parse_overrides
 from recbole_galrec.config import available_profiles
@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "SASRecText (SASRec whose item table started from text; among --models) (default: SASRec)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
+    parser.add_argument(
+        "--runs_from",
+        default=None,
+        help="another benchmark's --output (same dataset and settings): its ok runs that this one plans and lacks "
+        "are taken from there (records, files, checkpoints) instead of run again",
+    )
     parser.add_argument("--output", default="benchmark", help="folder of the results (default: benchmark)")
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')
     parser.add_argument(
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile,
             command=public_command(argv),
             jobs=args.jobs,
+            runs_from=Path(args.runs_from) if args.runs_from else None,
             reference=args.reference,
             galrec_start=args.galrec_start,
         )

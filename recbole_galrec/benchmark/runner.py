@@ -15,7 +15,9 @@ from pathlib import Path
 
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.benchmark.report import write_outputs
+from recbole_galrec.benchmark.reuse import take_runs
 from recbole_galrec.benchmark.store import (
+    CHECKPOINT_FOLDER,
     check_output,
     dataset_folder,
     done_runs,
@@ -38,7 +40,6 @@ logger = logging.getLogger("recbole_galrec.benchmark")
 
 WORKER_FLAG = "--_one-run"
 POLL_SECONDS = 0.5
-CHECKPOINT_FOLDER = "checkpoints"
 
 
 @dataclass
@@ -269,8 +270,10 @@ def run_benchmark(
     jobs: int = 1,
     reference: str | None = None,
     galrec_start: str = "SASRec",
+    runs_from: Path | None = None,
 ) -> dict:
-    """Run each (label, seed) not yet recorded as ok, up to ``jobs`` at once, rewriting the outputs after each."""
+    """Run each (label, seed) not yet recorded as ok (nor taken from ``runs_from``, another benchmark's output), up
+    to ``jobs`` at once, rewriting the outputs after each."""
     for label in labels:
         planning.resolve_label(label)
     if jobs < 1:
@@ -300,6 +303,9 @@ def run_benchmark(
     }
     header = json.loads(json.dumps(header))  # as it reads back from the file, for the comparison on resume
     results = load_results(out / f"{dataset}.json", header)
+    runs = planning.order_plan(labels, seeds, galrec_start)
+    if runs_from is not None:
+        results = take_runs(results, runs_from, out, header, runs)
     recorded = {run["model"] for run in results["runs"]}
     if reference is not None and reference not in labels and reference not in recorded:
         raise ConfigError(
@@ -309,7 +315,6 @@ def run_benchmark(
     scrub = path_replacements(overrides, data_folder, out)
     for label in labels:  # RecBole's init_logger makes ./log/<model> by check-then-create: a race between runs
         os.makedirs(os.path.join("log", planning.resolve_label(label)[0]), exist_ok=True)
-    runs = planning.order_plan(labels, seeds, galrec_start)
     number = {key: i for i, key in enumerate(runs, 1)}
     pending = [key for key in runs if key not in done_runs(results)]
     failed = {(run["model"], run["seed"]) for run in results["runs"] if run.get("status") != "ok"}
@@ -380,16 +385,6 @@ def _stop(procs: list[subprocess.Popen], grace: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def failed_runs(results: dict, labels: list[str], seeds: list[int]) -> list[dict]:
-    """The runs of this plan that are recorded as failed (logged, with where to look)."""
-    wanted = {(label, seed) for label in labels for seed in seeds}
-    failed = [run for run in results["runs"] if (run["model"], run["seed"]) in wanted and run["status"] != "ok"]
-    for run in failed:
-        where = f"log: {run['log']}" if run.get("log") else run.get("error")
-        logger.warning(f"{run['model']} seed {run['seed']} failed ({where}); the same command retries it")
-    return failed
 
 
 def _run_outcome(run: dict) -> str:

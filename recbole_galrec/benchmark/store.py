@@ -29,6 +29,7 @@ MACHINE_KEYS = ("cpu_model", "cpu_count", "python", "torch", "cuda_device")
 RESUME_KEYS = ("dataset", "profile", "settings", "config_files", "data")
 # Settings that name a location, not a value: recorded without the machine's path, compared through "data".
 LOCATION_KEYS = ("data_path",)
+CHECKPOINT_FOLDER = "checkpoints"  # runs/<dataset>/checkpoints/<run stem>/: a run's checkpoints (never committed)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -225,3 +226,13 @@ def check_output(out: Path, folder: Path) -> None:
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"--output '{out}': the folder '{existing}' is not writable; give a folder you can write to.")
+
+
+def failed_runs(results: dict, labels: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of this plan that are recorded as failed (logged, with where to look)."""
+    wanted = {(label, seed) for label in labels for seed in seeds}
+    failed = [run for run in results["runs"] if (run["model"], run["seed"]) in wanted and run["status"] != "ok"]
+    for run in failed:
+        where = f"log: {run['log']}" if run.get("log") else run.get("error")
+        logger.warning(f"{run['model']} seed {run['seed']} failed ({where}); the same command retries it")
+    return failed
