@@ -21,4 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from recbole_galrec.benchmark.cli import stop_on_sigterm
+
+    stop_on_sigterm()  # a terminated sensitivity analysis stops its benchmark runs, as the benchmark does
     sys.exit(main())

@@ -1,15 +1,9 @@
 """``python -m recbole_galrec.benchmark``: see :mod:`recbole_galrec.benchmark`."""
 
-import signal
 import sys
 
-from recbole_galrec.benchmark.cli import main
-
-
-def _interrupt_on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # a terminated benchmark stops its runs and exits as on Ctrl-C
-
+from recbole_galrec.benchmark.cli import main, stop_on_sigterm
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    stop_on_sigterm()  # a terminated benchmark stops its runs and exits as on Ctrl-C
     sys.exit(main())

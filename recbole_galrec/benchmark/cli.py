@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from recbole_galrec.config import available_profiles
 from recbole_galrec.errors import ConfigError, GALRecError
 
 logger = logging.getLogger("recbole_galrec.benchmark")
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM act as Ctrl-C in a command that runs benchmark workers: it stops its runs and exits 130."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_parser() -> argparse.ArgumentParser:
