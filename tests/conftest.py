@@ -1,8 +1,13 @@
 """Shared fixtures: every test runs offline and in its own working directory (RecBole writes log/ and saved/)."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,3 +49,23 @@ TINY_SASREC = {
     "epochs": 1,
     "show_progress": False,
 }
+
+
+def terminate_when_running(args: list[str], cwd, workers: int) -> None:
+    """Start ``python -m <args>`` (a benchmark or an analysis) in ``cwd``, wait until it runs ``workers`` worker
+    processes, send it SIGTERM, and assert that it exits as on Ctrl-C (status 130, its message) and that no worker
+    is left behind."""
+    parent = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    children = []
+    while len(children) < workers and time.monotonic() < deadline and parent.poll() is None:
+        children = psutil.Process(parent.pid).children()
+        time.sleep(0.2)
+    assert len(children) == workers, f"{args[0]} did not start {workers} workers at once"
+    parent.send_signal(signal.SIGTERM)
+    _, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr, stderr[-2000:]
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"worker {[p.pid for p in alive]} still running"

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
@@ -20,7 +19,7 @@ from recbole_galrec.benchmark import runner, store
 from recbole_galrec.config import build_config
 from recbole_galrec.errors import ConfigError
 from recbole_galrec.running.per_user import PER_USER_METRICS, read_per_user
-from tests.conftest import REPO_ROOT, TINY_SASREC
+from tests.conftest import REPO_ROOT, TINY_SASREC, terminate_when_running
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}
 RUN_TYPES = {
@@ -635,26 +634,9 @@ def test_public_paths_and_command(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_terminated_benchmark_stops_its_run(workdir):
-    """SIGTERM to the benchmark ends the run it is waiting on: no worker is left behind."""
-    command = [sys.executable, "-m", "recbole_galrec.benchmark", "--dataset=ml-100k", "--models=SASRec,GRU4Rec"]
-    parent = subprocess.Popen(
-        [*command, "--epochs=100", "--jobs=2", "--output=out"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    workers = []
-    while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
-        workers = psutil.Process(parent.pid).children()
-        time.sleep(0.2)
-    assert len(workers) == 2, "the benchmark did not start two workers at once"
-    parent.send_signal(signal.SIGTERM)
-    _, stderr = parent.communicate(timeout=60)
-    assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    assert not alive, f"worker {[p.pid for p in alive]} still running"
+    """SIGTERM to the benchmark ends the runs it is waiting on: no worker is left behind."""
+    models = ["recbole_galrec.benchmark", "--dataset=ml-100k", "--models=SASRec,GRU4Rec"]
+    terminate_when_running([*models, "--epochs=100", "--jobs=2", "--output=out"], workdir, workers=2)
 
 
 def test_the_external_models_note_names_each_galrec_label():

@@ -3,19 +3,16 @@ variants, its summary and chart, one run end to end on ml-100k with a tiny GALRe
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 
-import psutil
 import pytest
 
 from recbole_galrec.analysis import sensitivity
 from recbole_galrec.analysis.sensitivity_report import point, write_chart
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.errors import ConfigError
-from tests.conftest import REPO_ROOT, TINY_SASREC, save_tiny_bert
+from tests.conftest import REPO_ROOT, TINY_SASREC, save_tiny_bert, terminate_when_running
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -211,22 +208,5 @@ def test_end_to_end_on_ml100k_and_resumed(workdir):
 
 def test_terminated_analysis_stops_its_run(workdir):
     """SIGTERM to the analysis ends the benchmark run it is waiting on (here its SASRec): no worker is left behind."""
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "recbole_galrec.analysis", "sensitivity", "--param=contrast_tau", "--values=0.1,0.2"]
-        + ["--epochs=100", "--output=out"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    workers = []
-    while not workers and time.monotonic() < deadline and parent.poll() is None:
-        workers = psutil.Process(parent.pid).children()
-        time.sleep(0.2)
-    assert workers, "the analysis started no run"
-    parent.send_signal(signal.SIGTERM)
-    _, stderr = parent.communicate(timeout=60)
-    assert parent.returncode == 130 and "interrupted: finished runs are kept" in stderr, stderr[-2000:]
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    assert not alive, f"worker {[p.pid for p in alive]} still running"
+    args = ["recbole_galrec.analysis", "sensitivity", "--param=contrast_tau", "--values=0.1,0.2", "--epochs=100"]
+    terminate_when_running([*args, "--output=out"], workdir, workers=1)
