@@ -138,6 +138,9 @@ def _start_logging(config) -> logging.Logger:
     from recbole.utils import init_logger
 
     if distributed.rank() == 0:
+        # RecBole makes ./log/<model> by check-then-create: two runs starting at once in one folder (a benchmark's or
+        # a search's workers) race, and the loser stops with FileExistsError. Made here first, race-free.
+        os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
         init_logger(config)
     else:
         root = logging.getLogger()

@@ -1,6 +1,7 @@
 """The compatibility fixes, and the no-ray install script's requirements against setup.cfg's."""
 
 import configparser
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from recbole_galrec import compat
+from recbole_galrec.config import build_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "install_no_ray.sh"
@@ -100,3 +102,21 @@ def test_runs_train_without_autograd_anomaly_mode(workdir):
     proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_log_folder_is_made_before_recbole_looks_for_it(workdir, monkeypatch):
+    """Two runs starting at once in one folder (a benchmark's or a search's workers) must not race on RecBole's
+    check-then-create of ./log/<model>: the folder is made, race-free, before RecBole's init_logger checks it."""
+    import recbole.utils.logger as recbole_logger
+
+    from recbole_galrec import quick_start
+
+    checked = []
+
+    def strict_ensure_dir(path):
+        checked.append(path)
+        assert os.path.isdir(path), f"{path} was not made before RecBole's check"
+
+    monkeypatch.setattr(recbole_logger, "ensure_dir", strict_ensure_dir)
+    quick_start._start_logging(build_config("Pop", "ml-100k", config_dict={"show_progress": False}))
+    assert checked == ["./log", "./log/Pop"]

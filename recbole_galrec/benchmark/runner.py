@@ -313,8 +313,6 @@ def run_benchmark(
             f"{out / f'{dataset}.json'}: name one of the models."
         )
     scrub = path_replacements(overrides, data_folder, out)
-    for label in labels:  # RecBole's init_logger makes ./log/<model> by check-then-create: a race between runs
-        os.makedirs(os.path.join("log", planning.resolve_label(label)[0]), exist_ok=True)
     number = {key: i for i, key in enumerate(runs, 1)}
     pending = [key for key in runs if key not in done_runs(results)]
     failed = {(run["model"], run["seed"]) for run in results["runs"] if run.get("status") != "ok"}
