@@ -23,6 +23,7 @@ from pathlib import Path
 
 from recbole_galrec.analysis.sensitivity_report import summary, write_outputs
 from recbole_galrec.analysis.sweep import plan_sweep
+from recbole_galrec.benchmark.cli import add_runs_from
 from recbole_galrec.benchmark.plan import parse_seeds
 from recbole_galrec.benchmark.runner import run_benchmark
 from recbole_galrec.benchmark.store import failed_runs, public_command
@@ -55,12 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", required=True, help="folder of the results (the benchmark's and the analysis's)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
-    parser.add_argument(
-        "--runs_from",
-        default=None,
-        help="another benchmark's --output (same dataset and settings): its ok runs that this one plans and lacks "
-        "are taken from there (records, files, checkpoints) instead of run again",
-    )
+    add_runs_from(parser)
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')
     parser.add_argument(
         "--profile", default=None, help=f"config profile for every run: {', '.join(available_profiles())}"

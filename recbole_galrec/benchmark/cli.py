@@ -28,6 +28,16 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def add_runs_from(parser: argparse.ArgumentParser) -> None:
+    """``--runs_from``, shared by the benchmark and the analyses that run one (:mod:`.reuse`)."""
+    parser.add_argument(
+        "--runs_from",
+        default=None,
+        help="another benchmark's --output (same dataset and settings): its ok runs that this one plans and lacks "
+        "are taken from there (records, files, checkpoints) instead of run again",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m recbole_galrec.benchmark",
@@ -59,12 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SASRecText (SASRec whose item table started from text; among --models) (default: SASRec)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
-    parser.add_argument(
-        "--runs_from",
-        default=None,
-        help="another benchmark's --output (same dataset and settings): its ok runs that this one plans and lacks "
-        "are taken from there (records, files, checkpoints) instead of run again",
-    )
+    add_runs_from(parser)
     parser.add_argument("--output", default="benchmark", help="folder of the results (default: benchmark)")
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')
     parser.add_argument(
