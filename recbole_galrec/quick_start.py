@@ -229,9 +229,10 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         time_budget_spent=trainer.time_budget_spent,
         train_seconds=fit.seconds,
         seconds_per_epoch=train_pass_seconds / max(len(trainer.epoch_seconds), 1),
-        valid_seconds=sum(seconds for _, _, seconds in trainer.validations),
+        valid_seconds=sum(validation["seconds"] for validation in trainer.validations),
         test_seconds=test.seconds,
         time_to_best_seconds=_time_to_best(trainer.validations, float(fit.best_valid_score)),
+        valid_curve=_valid_curve(trainer.validations),
         train_samples=trainer.train_samples,
         train_samples_per_second=_per_second(trainer.train_samples, train_pass_seconds),
         test_users=test_users,
@@ -243,9 +244,14 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
     )
 
 
-def _time_to_best(validations: list[tuple[float, float, float]], best: float) -> float | None:
+def _time_to_best(validations: list[dict], best: float) -> float | None:
     """Seconds from the start of training to the end of the first validation that reached the best score."""
-    return next((seconds for score, seconds, _ in validations if score == best), None)
+    return next((validation["at"] for validation in validations if validation["score"] == best), None)
+
+
+def _valid_curve(validations: list[dict]) -> list[dict]:
+    """Each validation's epoch and validation metric under both protocols (the result's ``valid_curve``)."""
+    return [{key: validation[key] for key in ("epoch", "recbole", "viewed_filtered")} for validation in validations]
 
 
 def _peak_gpu_memory(device) -> int | None:

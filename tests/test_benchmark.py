@@ -174,6 +174,10 @@ def test_json_schema(bench):
         assert run["peak_rss_mib"] > 50 and run["external_checkpoints"] is None
         assert (out / run["log"]).is_file()
         assert run["time_to_best_seconds"] <= run["train_seconds"]
+        (validation,) = run["valid_curve"]  # one epoch, one validation: the best one
+        assert validation["epoch"] == run["best_valid_epoch"] == 0
+        assert validation["recbole"] == pytest.approx(run["valid"]["ndcg@10"], abs=1e-4)
+        assert validation["viewed_filtered"] == pytest.approx(run["valid_viewed_filtered"]["ndcg@10"], abs=1e-4)
         assert run["users_scored_per_second"] == pytest.approx(943 / run["test_seconds"])
     sasrec = next(run for run in results["runs"] if run["model"] == "SASRec")
     assert sasrec["trainable_params"] == sasrec["total_params"] > 1000

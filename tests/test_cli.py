@@ -40,6 +40,7 @@ RESULT_KEYS = [
     "valid_seconds",
     "test_seconds",
     "time_to_best_seconds",
+    "valid_curve",
     "train_samples",
     "train_samples_per_second",
     "test_users",

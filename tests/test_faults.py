@@ -191,6 +191,8 @@ def test_a_resumed_run_counts_the_whole_run(workdir, monkeypatch):
     assert resumed.train_samples == whole.train_samples
     assert resumed.time_to_best_seconds == whole.time_to_best_seconds
     assert resumed.train_seconds > whole.time_to_best_seconds  # the time before the resume counts
+    assert [validation["epoch"] for validation in whole.valid_curve] == [0, 1]
+    assert resumed.valid_curve == whole.valid_curve  # the validation before the resume is kept
 
 
 def test_a_time_budget_stops_training_and_a_larger_one_resumes_it(workdir):

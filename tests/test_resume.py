@@ -167,3 +167,20 @@ def test_the_same_seed_gives_the_same_metrics_with_and_without_the_external_cach
         assert ("reusing" in log) == (name == "second")  # the second run read the cache
     assert results[0]["best_valid_result"] == results[1]["best_valid_result"]
     assert results[0]["test_result"] == results[1]["test_result"]
+
+
+def test_a_checkpoint_of_an_older_version_resumes_with_its_validations_unnamed():
+    """Checkpoints written before validations were recorded by epoch held ``(score, at, seconds)``: a run resumed
+    from one keeps their times (valid_seconds, time_to_best_seconds) and leaves their epoch and scores unknown."""
+    from recbole_galrec.running.trainer import _validation
+
+    assert _validation([0.05, 12.0, 3.0]) == {
+        "epoch": None,
+        "score": 0.05,
+        "recbole": None,
+        "viewed_filtered": None,
+        "at": 12.0,
+        "seconds": 3.0,
+    }
+    saved = {"epoch": 1, "score": 0.05, "recbole": 0.05, "viewed_filtered": 0.06, "at": 12.0, "seconds": 3.0}
+    assert _validation(saved) == saved and _validation(saved) is not saved

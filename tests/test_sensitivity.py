@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from recbole_galrec.analysis import sensitivity
-from recbole_galrec.analysis.sensitivity_report import point, write_chart
+from recbole_galrec.analysis.sensitivity_report import mean_curve, point, write_chart
 from recbole_galrec.benchmark import plan as planning
 from recbole_galrec.errors import ConfigError
 from tests.conftest import REPO_ROOT, TINY_SASREC, save_tiny_bert, terminate_when_running
@@ -80,12 +80,35 @@ def test_a_setting_label_adds_its_key_to_its_base_label():
         planning.resolve_label("NoSuch[a=1]")
 
 
-def _run(label, seed, ndcg, status="ok", filtered=True):
+def _run(label, seed, ndcg, status="ok", filtered=True, curve=None):
     metrics = {"ndcg@10": ndcg, "hit@10": 2 * ndcg}
     run = {"model": label, "seed": seed, "status": status, "test": metrics, "valid": metrics}
     if filtered:
         run |= {"test_viewed_filtered": metrics, "valid_viewed_filtered": metrics}
+    if curve is not None:  # [(epoch, recbole, viewed_filtered)]; records made before the benchmark kept it have none
+        run["valid_curve"] = [{"epoch": e, "recbole": r, "viewed_filtered": f} for e, r, f in curve]
     return run if status == "ok" else {**run, "test": None, "valid": None}
+
+
+def test_a_point_has_each_runs_validation_curve_and_the_mean_of_their_last_scores():
+    runs = [
+        _run("A", 1, 0.1, curve=[(-1, 0.30, 0.40), (1, 0.20, 0.25), (3, 0.10, 0.15)]),
+        _run("A", 2, 0.1, curve=[(-1, 0.30, 0.40), (1, 0.40, None)]),  # no filtered score at its last validation
+        _run("A", 3, 0.1),  # a record without a curve
+        _run("A", 4, 0.1, status="failed", curve=[(-1, 0.9, 0.9)]),
+    ]
+    entry = point(runs, 0.05, "A", seeds=[1, 2, 3, 4])
+    assert list(entry["valid_curves"]) == ["1", "2"]
+    assert entry["valid_curves"]["1"][1] == {"epoch": 1, "recbole": 0.20, "viewed_filtered": 0.25}
+    last = entry["last_valid"]
+    assert last["epochs"] == [3, 1]
+    assert last["recbole"]["mean"] == pytest.approx(0.25) and last["recbole"]["std"] == pytest.approx(0.2121320344)
+    assert last["viewed_filtered"] == {"mean": 0.15, "std": None}
+    # the mean curve keeps the epochs every seed validated at
+    epochs, scores = mean_curve(entry["valid_curves"], "recbole")
+    assert epochs == [-1, 1] and scores == pytest.approx([0.30, 0.30])
+    assert mean_curve(entry["valid_curves"], "viewed_filtered") == ([-1], [pytest.approx(0.40)])
+    assert mean_curve({}, "recbole") == ([], [])
 
 
 def test_a_point_is_the_mean_and_std_of_its_runs():
@@ -107,7 +130,11 @@ def test_a_point_is_the_mean_and_std_of_its_runs():
 
 @pytest.mark.parametrize("values", [[0.01, 0.1, 1.0], ["tokens", "none"]])
 def test_chart_of_several_seeds_and_of_values_that_are_not_numbers(tmp_path, values):
-    runs = [_run(str(v), seed, 0.1 + 0.01 * i + 0.001 * seed) for i, v in enumerate(values) for seed in (1, 2)]
+    runs = [
+        _run(str(v), seed, 0.1 + 0.01 * i + 0.001 * seed, curve=[(-1, 0.1, 0.12), (1, 0.1 + 0.01 * i, 0.13)])
+        for i, v in enumerate(values)
+        for seed in (1, 2)
+    ]
     data = {
         "param": "p",
         "values": values,
@@ -174,6 +201,9 @@ def test_end_to_end_on_ml100k_and_resumed(workdir):
     for entry, value in zip(data["points"], [0.05, 2.0], strict=True):
         run = runs[entry["label"]]
         assert entry["value"] == value and entry["seeds"] == [2020]
+        assert entry["valid_curves"] == {"2020": run["valid_curve"]}
+        assert [validation["epoch"] for validation in run["valid_curve"]][:2] == [-1, 0]  # GALRec validates its start
+        assert entry["last_valid"]["recbole"] == {"mean": run["valid_curve"][-1]["recbole"], "std": None}
         for protocol, split, key in [
             ("recbole", "valid", "valid"),
             ("recbole", "test", "test"),

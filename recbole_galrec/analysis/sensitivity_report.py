@@ -1,5 +1,6 @@
 """A sensitivity analysis's outputs, read from the benchmark's run records: ``sensitivity-<param>.json`` (validation
-and test NDCG@10 and Hit@10 per value, mean and std over seeds, under both protocols) and its line plot."""
+and test NDCG@10 and Hit@10 per value, mean and std over seeds, under both protocols; each run's validation score
+at every validation of its training, and at the last) and its plot."""
 
 from __future__ import annotations
 
@@ -50,7 +51,28 @@ def point(runs: list[dict], value, label: str, seeds: list[int]) -> dict:
             }
             for split, key in splits.items()
         }
+    curves = {run["seed"]: run["valid_curve"] for run in ok if run.get("valid_curve")}
+    entry["valid_curves"] = {str(seed): curve for seed, curve in sorted(curves.items())}
+    entry["last_valid"] = {
+        "epochs": [curve[-1]["epoch"] for _, curve in sorted(curves.items())],
+        **{
+            protocol: _mean_std([curve[-1][protocol] for curve in curves.values() if curve[-1][protocol] is not None])
+            for protocol in PROTOCOLS
+        },
+    }
     return entry
+
+
+def mean_curve(curves: dict[str, list[dict]], protocol: str) -> tuple[list[int], list[float]]:
+    """The epochs every seed validated at (in order) and the mean over seeds of the validation score there."""
+    by_seed = [
+        {v["epoch"]: v[protocol] for v in curve if v["epoch"] is not None and v[protocol] is not None}
+        for curve in curves.values()
+    ]
+    if not by_seed:
+        return [], []
+    epochs = sorted(set.intersection(*(set(scores) for scores in by_seed)))
+    return epochs, [statistics.fmean(scores[epoch] for scores in by_seed) for epoch in epochs]
 
 
 def summary(results: dict, sweep: Sweep, seeds: list[int], command: str) -> dict:
@@ -76,18 +98,20 @@ def _numeric(values: list) -> bool:
 
 
 def write_chart(data: dict, path: Path) -> None:
-    """Two panels, NDCG@10 and Hit@10 against the value: validation and test, RecBole's protocol solid and viewed
-    filtered dashed; error bars (std over seeds) with several seeds; a log-scale axis for positive values spanning
-    more than 10x; values that are not numbers evenly spaced."""
+    """Three panels. NDCG@10 and Hit@10 against the value: validation and test (at the best validation), RecBole's
+    protocol solid and viewed filtered dashed; error bars (std over seeds) with several seeds; a log-scale axis for
+    positive values spanning more than 10x; values that are not numbers evenly spaced. Then the validation score
+    against the epoch, a line per value (mean over seeds), the same two styles: what training with each value did,
+    whichever epoch was picked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     values = data["values"]
     numeric = _numeric(values)
     xs = list(values) if numeric else list(range(len(values)))
-    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(15.0, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
-    panels = fig.subplots(1, len(METRICS))
+    *panels, curves = fig.subplots(1, len(METRICS) + 1)
     several = len(data["seeds"]) > 1
     for panel, metric in zip(panels, METRICS, strict=True):
         for protocol, style in (("recbole", "-"), ("viewed_filtered", "--")):
@@ -117,10 +141,31 @@ def write_chart(data: dict, path: Path) -> None:
         panel.set_xlabel(data["param"])
         panel.set_ylabel(f"{metric.upper().replace('HIT', 'Hit')}" + (" (mean ± std over seeds)" if several else ""))
         panel.legend(fontsize="small")
+    _draw_curves(curves, data, several)
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     seeds = ", ".join(map(str, data["seeds"]))
     fig.suptitle(f"GALRec on {data['dataset']}: {data['param']} (seeds {seeds}{profile})")
     save_png(fig, path)
+
+
+def _draw_curves(panel, data: dict, several: bool) -> None:
+    """The validation score at each validation, a color per value, RecBole's protocol solid, filtered dashed."""
+    from matplotlib import colormaps
+
+    colors = colormaps["viridis"]
+    count = len(data["points"])
+    for index, entry in enumerate(data["points"]):
+        color = colors(index / max(count - 1, 1))
+        for protocol, style in (("recbole", "-"), ("viewed_filtered", "--")):
+            epochs, scores = mean_curve(entry.get("valid_curves") or {}, protocol)
+            if epochs:
+                label = f"{data['param']}={entry['value']}" if protocol == "recbole" else None
+                panel.plot(epochs, scores, f"o{style}", color=color, markersize=3, label=label)
+    panel.set_xlabel("epoch (-1: before training)")
+    panel.set_ylabel("validation score (valid_metric)" + (", mean over seeds" if several else ""))
+    panel.set_title("during training (dashed: viewed filtered)", fontsize="medium")
+    if panel.has_data():
+        panel.legend(fontsize="small")
 
 
 def write_outputs(data: dict, out: Path) -> list[Path]:

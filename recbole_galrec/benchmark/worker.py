@@ -24,6 +24,7 @@ RESULT_KEYS = [
     "seconds_per_epoch",
     "train_samples_per_second",
     "time_to_best_seconds",
+    "valid_curve",
     "train_seconds",
     "test_seconds",
     "test_users",

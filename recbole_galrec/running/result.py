@@ -35,6 +35,9 @@ class RunResult:
     valid_seconds: float  # all validations together
     test_seconds: float  # the test evaluation
     time_to_best_seconds: float | None  # from the start of fit to the end of the validation that gave the best score
+    # The validation metric (valid_metric) at each validation, in order: {"epoch" (-1: before training), "recbole",
+    # "viewed_filtered"} (None where unknown: not measured, or a resumed checkpoint's validation of an older version)
+    valid_curve: list[dict]
     train_samples: int  # training samples (prompts for GALRec) of all training passes, over all processes
     train_samples_per_second: float | None  # train_samples over the seconds of the training passes
     test_users: int | None  # users scored in the test (None: the evaluation gave no per-user data)

@@ -34,7 +34,9 @@ class _RunTrainer:
     :func:`run_trainer`):
 
     - records what the run reports: ``epoch_seconds`` (each training pass, validation excluded),
-      ``validations`` (``(score, seconds since the start of fit, seconds it took)`` each), ``train_samples``;
+      ``validations`` (one dict each: ``epoch``, ``score`` (the one that picks the best epoch), ``recbole`` and
+      ``viewed_filtered`` (the validation metric under each protocol; the latter None when not measured), ``at``
+      (seconds since the start of fit) and ``seconds`` (what it took)), ``train_samples``;
       and emits the training's progress events (:mod:`recbole_galrec.running.progress`): its start and end,
       each epoch's seconds and loss parts, each validation's score and seconds;
     - writes checkpoints atomically, with the random states and the best result
@@ -94,7 +96,7 @@ class _RunTrainer:
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         counters = self._resumed_counters  # a resumed run counts from where its checkpoint left off
         self.epoch_seconds: list[float] = list(counters.get("epoch_seconds", []))
-        self.validations: list[tuple[float, float, float]] = [tuple(v) for v in counters.get("validations", [])]
+        self.validations: list[dict] = [_validation(v) for v in counters.get("validations", [])]
         self.train_samples = counters.get("train_samples", 0)
         self.resumed_seconds = counters.get("fit_seconds", 0.0)
         self._fit_start = time.perf_counter() - self.resumed_seconds
@@ -171,18 +173,28 @@ class _RunTrainer:
         from recbole.utils import calculate_valid_score
 
         start = time.perf_counter()
-        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
-        if self.filtered_result is not None and self.config["eval_protocol"] == FILTERED:
-            score = calculate_valid_score(self.filtered_result, self.valid_metric)
+        recbole_score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        score, filtered = recbole_score, None
+        if self.filtered_result is not None:
+            filtered = float(calculate_valid_score(self.filtered_result, self.valid_metric))
+            if self.config["eval_protocol"] == FILTERED:
+                score = filtered
         # RecBole's early stopping takes a strictly better score as the new best (update_flag)
         better = score > self.best_valid_score if self.valid_metric_bigger else score < self.best_valid_score
         if better:
             self.best_valid_filtered = self.filtered_result
         end = time.perf_counter()
-        self.validations.append((float(score), end - self._fit_start, end - start))
-        filtered = None
-        if self.filtered_result is not None:
-            filtered = calculate_valid_score(self.filtered_result, self.valid_metric)
+        self.validations.append(
+            {
+                "epoch": self._epoch,
+                "score": float(score),
+                "recbole": float(recbole_score),
+                "viewed_filtered": filtered,
+                "at": end - self._fit_start,
+                "seconds": end - start,
+            }
+        )
+        if filtered is not None:
             self.logger.info(f"valid {self.valid_metric} viewed filtered: {filtered:.4f}")
         progress.validation(self.config, self._epoch, score, end - start, filtered=filtered)
         return score, result
@@ -282,6 +294,15 @@ class _RunTrainer:
         self._resumed_generator = checkpoint["train_generator"]
         restore_random_states(checkpoint["random_states"])
         self.logger.info(f"resumed from {resume_file}: training continues at epoch {self.start_epoch}")
+
+
+def _validation(saved) -> dict:
+    """One validation of a checkpoint's counters as :attr:`_RunTrainer.validations` holds it; a checkpoint written
+    before validations were dicts holds ``(score, at, seconds)``, whose epoch and per-protocol scores are unknown."""
+    if isinstance(saved, dict):
+        return dict(saved)
+    score, at, seconds = saved
+    return {"epoch": None, "score": score, "recbole": None, "viewed_filtered": None, "at": at, "seconds": seconds}
 
 
 class _TimeBudgetSpent(Exception):
