@@ -245,8 +245,9 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
 
 
 def _time_to_best(validations: list[dict], best: float) -> float | None:
-    """Seconds from the start of training to the end of the first validation that reached the best score."""
-    return next((validation["at"] for validation in validations if validation["score"] == best), None)
+    """Seconds from the start of training to the end of the validation whose model is the best checkpoint: the last
+    one that reached the best score (RecBole takes a score equal to the best as the new best)."""
+    return next((v["at"] for v in reversed(validations) if v["score"] == best), None)
 
 
 def _valid_curve(validations: list[dict]) -> list[dict]:

@@ -546,6 +546,7 @@ def test_progress_messages_from_the_events(tmp_path):
         galrec("epoch", epoch=1, seconds=10.0, loss={"train_loss1": 4.0, "train_loss2": 1.0}),
         galrec("validation", epoch=1, score=0.05, seconds=2.0),
         galrec("validation", epoch=3, score=0.045, seconds=2.0),
+        galrec("validation", epoch=5, score=0.05, seconds=2.0),  # a tie: RecBole's best moves to it
     ]
     lines = [json.dumps(event) for event in events]
     path = tmp_path / "run.progress.jsonl"
@@ -567,7 +568,8 @@ def test_progress_messages_from_the_events(tmp_path):
     assert messages[4].startswith("epoch 1 valid score 0.0500 (best 0.0500 at epoch 1); 0.0 min of training")
     assert re.search(r"at most [\d.]+ min left \(2 of 10 epochs\)$", messages[4])
     assert messages[5].startswith("epoch 3 valid score 0.0450 (best 0.0500 at epoch 1); ")
-    assert len(messages) == 6 and progress.max_epochs == 10 and progress.epochs_done == 2
+    assert messages[6].startswith("epoch 5 valid score 0.0500 (best 0.0500 at epoch 5); ")
+    assert len(messages) == 7 and progress.max_epochs == 10 and progress.epochs_done == 2
 
 
 def test_progress_of_a_resumed_run_counts_its_earlier_epochs():

@@ -167,13 +167,14 @@ def test_resume_refuses_a_checkpoint_of_other_data(toy_sasrec, workdir, capsys, 
 # ------------------------------------------------------------------------------- 6: a resumed run's counters
 def test_a_resumed_run_counts_the_whole_run(workdir, monkeypatch):
     """A run resumed from the checkpoint written after its first epoch reports the samples and times of both
-    epochs, as the uninterrupted run does."""
+    epochs, as the uninterrupted run does. Its two validations tie, and the best is the later one, as RecBole
+    decides (its checkpoint, best epoch and time to best)."""
     from recbole_galrec.quick_start import run_recbole_galrec
     from recbole_galrec.running import trainer as trainer_module
     from recbole_galrec.running.checkpoints import last_file
 
     _toy_dataset(workdir)
-    # a learning rate that changes no score: the first validation (before the resume) reaches the best score
+    # a learning rate that changes no score: both validations (before and after the resume) reach the best score
     settings = {**_toy_settings(workdir), "epochs": 2, "learning_rate": 1e-10}
     original = trainer_module._RunTrainer._save_last
 
@@ -189,10 +190,22 @@ def test_a_resumed_run_counts_the_whole_run(workdir, monkeypatch):
     assert resumed.epochs_run == whole.epochs_run == 2
     assert resumed.test_result == whole.test_result
     assert resumed.train_samples == whole.train_samples
-    assert resumed.time_to_best_seconds == whole.time_to_best_seconds
-    assert resumed.train_seconds > whole.time_to_best_seconds  # the time before the resume counts
     assert [validation["epoch"] for validation in whole.valid_curve] == [0, 1]
     assert resumed.valid_curve == whole.valid_curve  # the validation before the resume is kept
+    assert whole.valid_curve[0]["recbole"] == whole.valid_curve[1]["recbole"] == whole.best_valid_score
+    assert whole.best_valid_epoch == resumed.best_valid_epoch == 1  # a tie: the later validation is the best
+    # the fit's seconds when the first validation's checkpoint was written: the best is the later validation
+    before = torch.load(workdir / "epoch0-last.pth", weights_only=False)["counters"]["fit_seconds"]
+    assert whole.time_to_best_seconds > before
+    assert resumed.time_to_best_seconds > before  # the time before the resume counts
+
+
+def test_recbole_takes_a_tie_as_the_new_best():
+    """What the trainer's best filtered result, time to best and the benchmark's terminal mirror."""
+    from recbole.utils import early_stopping
+
+    assert early_stopping(0.05, 0.05, 3, 10, bigger=True) == (0.05, 0, False, True)
+    assert early_stopping(1.0, 1.0, 3, 10, bigger=False) == (1.0, 0, False, True)
 
 
 def test_a_time_budget_stops_training_and_a_larger_one_resumes_it(workdir):

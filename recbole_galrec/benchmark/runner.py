@@ -106,7 +106,7 @@ class Progress:
         if epoch == -1:
             self.best, self.best_epoch = score, -1
             return f"before training: valid score {score:.4f}"
-        if self.best is None or (score > self.best if self.bigger else score < self.best):
+        if self.best is None or (score >= self.best if self.bigger else score <= self.best):  # as RecBole decides
             self.best, self.best_epoch = score, epoch
         best = f"best {self.best:.4f} at epoch {self.best_epoch}"
         return f"epoch {epoch} valid score {score:.4f} ({best}); {self.timing()}"

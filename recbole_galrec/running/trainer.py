@@ -179,8 +179,9 @@ class _RunTrainer:
             filtered = float(calculate_valid_score(self.filtered_result, self.valid_metric))
             if self.config["eval_protocol"] == FILTERED:
                 score = filtered
-        # RecBole's early stopping takes a strictly better score as the new best (update_flag)
-        better = score > self.best_valid_score if self.valid_metric_bigger else score < self.best_valid_score
+        # RecBole's early stopping (recbole.utils.early_stopping) takes a score equal to the best as the new best
+        # too: its checkpoint, result and best epoch move to the later of two tied validations, and so does ours
+        better = score >= self.best_valid_score if self.valid_metric_bigger else score <= self.best_valid_score
         if better:
             self.best_valid_filtered = self.filtered_result
         end = time.perf_counter()
