@@ -201,7 +201,8 @@ def test_a_resumed_run_counts_the_whole_run(workdir, monkeypatch):
 
 
 def test_recbole_takes_a_tie_as_the_new_best():
-    """What the trainer's best filtered result, time to best and the benchmark's terminal mirror."""
+    """The rule the trainer's best filtered result follows (through early_stopping itself) and that its time to
+    best and the benchmark's terminal mirror."""
     from recbole.utils import early_stopping
 
     assert early_stopping(0.05, 0.05, 3, 10, bigger=True) == (0.05, 0, False, True)

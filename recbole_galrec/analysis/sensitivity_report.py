@@ -51,14 +51,12 @@ def point(runs: list[dict], value, label: str, seeds: list[int]) -> dict:
             }
             for split, key in splits.items()
         }
-    curves = {run["seed"]: run["valid_curve"] for run in ok if run.get("valid_curve")}
-    entry["valid_curves"] = {str(seed): curve for seed, curve in sorted(curves.items())}
+    with_curve = sorted((run for run in ok if run.get("valid_curve")), key=lambda run: run["seed"])
+    entry["valid_curves"] = {str(run["seed"]): run["valid_curve"] for run in with_curve}
+    last = [run["valid_curve"][-1] for run in with_curve]
     entry["last_valid"] = {
-        "epochs": [curve[-1]["epoch"] for _, curve in sorted(curves.items())],
-        **{
-            protocol: _mean_std([curve[-1][protocol] for curve in curves.values() if curve[-1][protocol] is not None])
-            for protocol in PROTOCOLS
-        },
+        "epochs": [validation["epoch"] for validation in last],
+        **{protocol: _mean_std([v[protocol] for v in last if v[protocol] is not None]) for protocol in PROTOCOLS},
     }
     return entry
 

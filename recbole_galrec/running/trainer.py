@@ -170,7 +170,7 @@ class _RunTrainer:
         return spent if self.config["single_spec"] else distributed.broadcast_object(spent)
 
     def _valid_epoch(self, valid_data, show_progress=False):
-        from recbole.utils import calculate_valid_score
+        from recbole.utils import calculate_valid_score, early_stopping
 
         start = time.perf_counter()
         recbole_score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
@@ -179,9 +179,9 @@ class _RunTrainer:
             filtered = float(calculate_valid_score(self.filtered_result, self.valid_metric))
             if self.config["eval_protocol"] == FILTERED:
                 score = filtered
-        # RecBole's early stopping (recbole.utils.early_stopping) takes a score equal to the best as the new best
-        # too: its checkpoint, result and best epoch move to the later of two tied validations, and so does ours
-        better = score >= self.best_valid_score if self.valid_metric_bigger else score <= self.best_valid_score
+        # whether RecBole's early stopping takes this score as the new best (its update flag; a tie is: the
+        # checkpoint, result and best epoch move to the later of two tied validations, and so does ours)
+        better = early_stopping(score, self.best_valid_score, 0, 0, bigger=self.valid_metric_bigger)[3]
         if better:
             self.best_valid_filtered = self.filtered_result
         end = time.perf_counter()
