@@ -309,21 +309,29 @@ def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
     assert "The runs took 12,000 s (3 h 20 min) of wall time in all." in markdown
 
 
-@pytest.mark.parametrize("subfolder", ["", "ablation"])
-def test_committed_results_agree_with_each_other(subfolder):
-    """docs/results[/ablation]/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
-    dataset = "amazon-beauty"
+# Every benchmark output committed under docs/results: (folder, dataset, the labels it must hold). A benchmark still
+# in progress (next/) must hold no particular label yet.
+COMMITTED_BENCHMARKS = [
+    ("", "amazon-beauty", benchmark.DEFAULT_MODELS),  # the comparison holds every default model
+    ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec")),  # the full model, its parts, its variants
+    ("representations/amazon-beauty", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")),
+    ("next", "amazon-toys-games", ()),
+]
+
+
+@pytest.mark.parametrize(("subfolder", "dataset", "required"), COMMITTED_BENCHMARKS)
+def test_committed_results_agree_with_each_other(subfolder, dataset, required):
+    """docs/results/<folder>/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
     folder = REPO_ROOT / "docs" / "results" / subfolder
     raw = (folder / f"{dataset}.json").read_text(encoding="utf-8")
     results = json.loads(raw)
     # After a change of the report's format, write the report again from the JSON with
     # python -c "import json, pathlib; from recbole_galrec import benchmark as b; p = pathlib.Path('docs/results');
     #            b.write_outputs(json.loads((p / 'amazon-beauty.json').read_text()), p)"
+    assert results["dataset"] == dataset
     assert (folder / f"{dataset}.md").read_text(encoding="utf-8") == benchmark.markdown_table(results)
     assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     models = {run["model"] for run in results["runs"]}
-    # The comparison holds every default model; the ablation the full model, its external models and its variants.
-    required = benchmark.DEFAULT_MODELS if not subfolder else (*planning.EXTERNAL_LABELS, "GALRec")
     assert set(required) <= models, set(required) - models
     assert models <= set(benchmark.MODEL_LABELS), models - set(benchmark.MODEL_LABELS)
     for run in results["runs"]:
@@ -332,8 +340,7 @@ def test_committed_results_agree_with_each_other(subfolder):
     texts = [raw]
     texts += [path.read_text(encoding="utf-8") for path in folder.glob("*.md")]  # the report and any notes beside it
     texts += [(folder / run["log"]).read_text(encoding="utf-8") for run in results["runs"]]
-    if not subfolder:
-        texts.append((folder / "galrec-amazon-beauty-cpu.json").read_text(encoding="utf-8"))
+    texts += [path.read_text(encoding="utf-8") for path in folder.glob(f"galrec-{dataset}-*.json")]
     for text in texts:
         assert not re.search(r"(?<![\w.<>])/(work|tmp|home|root|usr)/", text)
 
