@@ -315,6 +315,7 @@ COMMITTED_BENCHMARKS = [
     ("", "amazon-beauty", benchmark.DEFAULT_MODELS),  # the comparison holds every default model
     ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec")),  # the full model, its parts, its variants
     ("representations/amazon-beauty", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")),
+    ("representations/amazon-toys-games", "amazon-toys-games", (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")),
     ("next", "amazon-toys-games", ()),
 ]
 
