@@ -309,20 +309,21 @@ def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
     assert "The runs took 12,000 s (3 h 20 min) of wall time in all." in markdown
 
 
-# Every benchmark output committed under docs/results: (folder, dataset, the labels it must hold). A benchmark still
-# in progress (next/) must hold no particular label yet.
+# Every benchmark output committed under docs/results: (folder, dataset, the labels it must hold, the other files
+# committed beside it). A benchmark still in progress (next/) must hold no particular label yet.
 WITH_AND_WITHOUT_CONTRAST = (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")  # the representations' runs
 COMMITTED_BENCHMARKS = [
-    ("", "amazon-beauty", benchmark.DEFAULT_MODELS),  # the comparison holds every default model
-    ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec")),  # the full model, its parts, its variants
-    ("representations/amazon-beauty", "amazon-beauty", WITH_AND_WITHOUT_CONTRAST),
-    ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST),
-    ("next", "amazon-toys-games", ()),
+    # the comparison holds every default model; beside it GALRec's own result file
+    ("", "amazon-beauty", benchmark.DEFAULT_MODELS, ("galrec-amazon-beauty-cpu.json",)),
+    ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec"), ()),  # the full model, its parts, variants
+    ("representations/amazon-beauty", "amazon-beauty", WITH_AND_WITHOUT_CONTRAST, ()),
+    ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST, ()),
+    ("next", "amazon-toys-games", (), ()),
 ]
 
 
-@pytest.mark.parametrize(("subfolder", "dataset", "required"), COMMITTED_BENCHMARKS)
-def test_committed_results_agree_with_each_other(subfolder, dataset, required):
+@pytest.mark.parametrize(("subfolder", "dataset", "required", "beside"), COMMITTED_BENCHMARKS)
+def test_committed_results_agree_with_each_other(subfolder, dataset, required, beside):
     """docs/results/<folder>/<dataset>.md is the report of the committed JSON, and every run's log is committed."""
     folder = REPO_ROOT / "docs" / "results" / subfolder
     raw = (folder / f"{dataset}.json").read_text(encoding="utf-8")
@@ -342,7 +343,7 @@ def test_committed_results_agree_with_each_other(subfolder, dataset, required):
     texts = [raw]
     texts += [path.read_text(encoding="utf-8") for path in folder.glob("*.md")]  # the report and any notes beside it
     texts += [(folder / run["log"]).read_text(encoding="utf-8") for run in results["runs"]]
-    texts += [path.read_text(encoding="utf-8") for path in folder.glob(f"galrec-{dataset}-*.json")]
+    texts += [(folder / name).read_text(encoding="utf-8") for name in beside]
     for text in texts:
         assert not re.search(r"(?<![\w.<>])/(work|tmp|home|root|usr)/", text)
 
