@@ -310,15 +310,15 @@ def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
 
 
 # Every benchmark output committed under docs/results: (folder, dataset, the labels it must hold, the other files
-# committed beside it). A benchmark still in progress (next/) must hold no particular label yet.
+# committed beside it).
 WITH_AND_WITHOUT_CONTRAST = (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")  # the representations' runs
 COMMITTED_BENCHMARKS = [
     # the comparison holds every default model; beside it GALRec's own result file
     ("", "amazon-beauty", benchmark.DEFAULT_MODELS, ("galrec-amazon-beauty-cpu.json",)),
+    ("", "amazon-toys-games", benchmark.DEFAULT_MODELS, ()),
     ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec"), ()),  # the full model, its parts, variants
     ("representations/amazon-beauty", "amazon-beauty", WITH_AND_WITHOUT_CONTRAST, ()),
     ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST, ()),
-    ("next", "amazon-toys-games", (), ()),
 ]
 
 
@@ -336,6 +336,9 @@ def test_committed_results_agree_with_each_other(subfolder, dataset, required, b
     assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     models = {run["model"] for run in results["runs"]}
     assert set(required) <= models, set(required) - models
+    seeds = {run["seed"] for run in results["runs"]}
+    for label in required:  # every required model has every seed of the folder (three for the comparisons)
+        assert {run["seed"] for run in results["runs"] if run["model"] == label} == seeds, label
     assert models <= set(benchmark.MODEL_LABELS), models - set(benchmark.MODEL_LABELS)
     for run in results["runs"]:
         assert run["status"] == "ok" and (folder / run["log"]).is_file(), run["model"]
