@@ -313,7 +313,7 @@ def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
 # committed beside it).
 WITH_AND_WITHOUT_CONTRAST = (*planning.EXTERNAL_LABELS, "GALRec", "GALRec-noContrast")  # the representations' runs
 COMMITTED_BENCHMARKS = [
-    # the comparison holds every default model; beside it GALRec's own result file
+    # the comparisons hold every default model; beside Beauty's, GALRec's own result file
     ("", "amazon-beauty", benchmark.DEFAULT_MODELS, ("galrec-amazon-beauty-cpu.json",)),
     ("", "amazon-toys-games", benchmark.DEFAULT_MODELS, ()),
     ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec"), ()),  # the full model, its parts, variants
