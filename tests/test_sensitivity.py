@@ -240,3 +240,25 @@ def test_terminated_analysis_stops_its_run(workdir):
     """SIGTERM to the analysis ends the benchmark run it is waiting on (here its SASRec): no worker is left behind."""
     args = ["recbole_galrec.analysis", "sensitivity", "--param=contrast_tau", "--values=0.1,0.2", "--epochs=100"]
     terminate_when_running([*args, "--output=out"], workdir, workers=1)
+
+
+COMMITTED = REPO_ROOT / "docs" / "results" / "sensitivity"
+
+
+@pytest.mark.parametrize("path", sorted(COMMITTED.glob("sensitivity-*.json")), ids=lambda path: path.stem)
+def test_committed_analysis_is_what_its_run_records_give(path):
+    """Each committed sensitivity-<param>.json is what its benchmark's committed run records give, value by value, and
+    its chart is beside it (the records themselves: tests/test_benchmark.py's committed-results test)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    results = json.loads((COMMITTED / data["benchmark_results"]).read_text(encoding="utf-8"))
+    assert path.stem == f"sensitivity-{data['param']}" and data["dataset"] == results["dataset"]
+    assert (data["profile"], data["settings"]) == (results.get("profile"), results.get("settings") or {})
+    assert len(data["points"]) >= 2 and [entry["value"] for entry in data["points"]] == data["values"]
+    for entry in data["points"]:
+        assert entry["label"] == planning.setting_label("GALRec", data["param"], entry["value"])
+        assert entry["seeds"] == data["seeds"] and not entry["failed_seeds"], entry["label"]
+        assert entry == point(results["runs"], entry["value"], entry["label"], data["seeds"])
+    assert data["command"].startswith(f"python -m recbole_galrec.analysis sensitivity --dataset={data['dataset']} ")
+    assert f"--param={data['param']} " in data["command"] + " "
+    assert path.with_suffix(".png").read_bytes()[:8] == PNG
+    assert not re.search(r"(?<![\w.<>])/(work|tmp|home|root|usr)/", path.read_text(encoding="utf-8"))
