@@ -319,7 +319,7 @@ COMMITTED_BENCHMARKS = [
     ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec"), ()),  # the full model, its parts, variants
     ("representations/amazon-beauty", "amazon-beauty", WITH_AND_WITHOUT_CONTRAST, ()),
     ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST, ()),
-    # the sensitivity analysis: its start, and one GALRec[<param>=<value>] per value (tests/test_sensitivity.py)
+    # the sensitivity analysis: its start here; its GALRec[<param>=<value>] runs in tests/test_sensitivity.py
     ("sensitivity", "amazon-beauty", planning.EXTERNAL_LABELS, ()),
 ]
 
