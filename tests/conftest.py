@@ -1,6 +1,7 @@
 """Shared fixtures: every test runs offline and in its own working directory (RecBole writes log/ and saved/)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# A machine path in committed text (a path such as <local>/datasets or ./runs/x is fine).
+MACHINE_PATH = re.compile(r"(?<![\w.<>])/(work|tmp|home|root|usr)/")
 SHARED_DATASETS = Path(os.environ.get("GALREC_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 
 
