@@ -229,6 +229,40 @@ def test_a_time_budget_stops_training_and_a_larger_one_resumes_it(workdir):
     assert resumed.test_result == whole.test_result  # resumed exactly: the same run as the uninterrupted one
 
 
+def test_an_interrupted_run_resumes_under_a_raised_epoch_cap(workdir, monkeypatch):
+    """A run interrupted after its first epoch continues under a larger ``epochs`` exactly as a run with that cap
+    from the start; a cap below the epochs the checkpoint has trained is another run, refused."""
+    from recbole_galrec.errors import ResumeError
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running import trainer as trainer_module
+    from recbole_galrec.running.checkpoints import last_file
+
+    _toy_dataset(workdir)
+    settings = {**_toy_settings(workdir), "stopping_step": 10}
+    original = trainer_module._RunTrainer._save_last
+
+    def keeping(self, epoch, finished=False):  # the last-epoch checkpoint of each epoch, as an interruption leaves it
+        original(self, epoch, finished)
+        if not finished:
+            shutil.copy(last_file(self.saved_model_file), workdir / f"cap{self.epochs}-epoch{epoch}-last.pth")
+
+    monkeypatch.setattr(trainer_module._RunTrainer, "_save_last", keeping)
+    run_recbole_galrec("SASRec", "toy", config_dict={**settings, "epochs": 2})
+    whole = run_recbole_galrec("SASRec", "toy", config_dict={**settings, "epochs": 3})
+    monkeypatch.setattr(trainer_module._RunTrainer, "_save_last", original)
+
+    raised = run_recbole_galrec(
+        "SASRec", "toy", config_dict={**settings, "epochs": 3}, resume=str(workdir / "cap2-epoch0-last.pth")
+    )
+    assert (raised.epochs_run, raised.max_epochs) == (whole.epochs_run, 3) == (3, 3)
+    assert raised.test_result == whole.test_result and raised.valid_curve == whole.valid_curve
+
+    with pytest.raises(ResumeError, match="epochs: checkpoint 3, this run 1"):  # two epochs trained, cap 1
+        run_recbole_galrec(
+            "SASRec", "toy", config_dict={**settings, "epochs": 1}, resume=str(workdir / "cap3-epoch1-last.pth")
+        )
+
+
 @pytest.mark.parametrize("budget", [0, -5, "soon"])
 def test_a_bad_time_budget_is_a_message(budget):
     from recbole_galrec.errors import ConfigError

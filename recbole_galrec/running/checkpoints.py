@@ -291,7 +291,8 @@ def check_resume(path: str, config) -> dict:
             "only its checkpoints can be resumed exactly."
         )
     stored = checkpoint.get("run") or run_identity(checkpoint["config"], data=False)  # older checkpoints
-    differences = identity_differences(stored, run_identity(config))
+    current = run_identity(config)
+    differences = identity_differences(_with_cap_of(stored, current, trained=checkpoint["epoch"] + 1), current)
     if differences:
         raise ResumeError(
             f"--resume: '{path}' is a checkpoint of another run: {'; '.join(differences)}. Resume with the "
@@ -301,6 +302,21 @@ def check_resume(path: str, config) -> dict:
     if checkpoint.get("best_file") and writer:
         claim(checkpoint["best_file"]).release()  # a live run still writing it is refused now, before any work
     return checkpoint
+
+
+def _with_cap_of(stored: dict, current: dict, trained: int) -> dict:
+    """``stored`` with this run's ``epochs`` when the checkpoint's run, had it had that cap from its start, would
+    have trained the same ``trained`` epochs the same way: an interrupted run continues under a raised (or lowered)
+    cap. ``epochs`` bounds training and nothing in it reads the cap but RecBole's trainer, which validates every
+    ``min(eval_step, epochs)`` epochs. A run that ended (early stopping, or its cap) stays ended."""
+    old, new = stored.get("settings") or {}, current["settings"]
+    keys = ("epochs", "eval_step")
+    if not all(isinstance(settings.get(key), int) for settings in (old, new) for key in keys):
+        return stored
+    same_validations = min(old["eval_step"], old["epochs"]) == min(new["eval_step"], new["epochs"])
+    if new["epochs"] >= trained and same_validations:
+        return {**stored, "settings": {**old, "epochs": new["epochs"]}}
+    return stored
 
 
 def to_device(value, device):
