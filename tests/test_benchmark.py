@@ -693,6 +693,9 @@ def test_a_run_whose_checkpoint_cannot_continue_starts_afresh(workdir):
     job = bench.start_run("Pop", 2020, None)
     assert job.resumed == str(folder / "Pop-x-last.pth")
     job.proc.wait(timeout=300)
+    terminal = runner.Progress().read(job.progress_file)  # the benchmark's terminal says it too, first
+    assert terminal[0].startswith("cannot continue from the interrupted run's checkpoint, starts afresh: ")
+    assert "cannot be read" in terminal[0]
     run = bench.finish_run(job, 1.0, {})
     log = (workdir / "out" / run["log"]).read_text()
     assert run["status"] == "ok", run["error"]

@@ -86,6 +86,9 @@ class Progress:
             self.main_start = time.perf_counter() - resumed.get("seconds", 0.0)
             if resumed:
                 self.epochs_done, self.best, self.best_epoch = resumed["epochs"], resumed["best"], resumed["best_epoch"]
+        elif kind == "restart":  # its interrupted run's checkpoint could not serve it: the run starts from scratch
+            self.epochs_done, self.best, self.best_epoch = 0, None, None
+            return f"cannot continue from the interrupted run's checkpoint, starts afresh: {event['reason']}"
         elif kind == "contrast":
             shares = ", ".join(
                 f"{term} {share['top1']:.4f} (chance {share['chance']:.4f})" for term, share in event["shares"].items()

@@ -122,6 +122,8 @@ def worker(spec_file: str) -> int:
             if not resume:
                 raise
             print(f"cannot continue the interrupted run ({err}); it starts afresh", flush=True)
+            with progress.to_file(spec["progress_file"]):  # said on the benchmark's terminal too
+                progress.emit("restart", reason=str(err))
             shutil.rmtree(spec["config_dict"]["checkpoint_dir"], ignore_errors=True)
             resume, result = None, start(None)
         run = run_from_result(run, result)

@@ -4,6 +4,8 @@ Nothing is written unless a sink is open (:func:`to_file`, which the benchmark's
 only the first process of a multi-process run writes. Every line has ``"event"``; the events, in the order a run
 gives them:
 
+- ``restart`` (the benchmark's worker, before anything else): the interrupted run's checkpoint could not serve
+  the run, which starts from scratch: ``reason``;
 - ``plan``: the run's own model and budget: ``model``, ``max_epochs``, ``eval_step``, ``stopping_step``,
   ``valid_score_bigger`` (:mod:`recbole_galrec.quick_start`, once per run);
 - ``training_start`` / ``training_end``: one training through the run path: ``model``, ``external``,
