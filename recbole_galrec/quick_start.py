@@ -220,9 +220,7 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         eval_protocol=config["eval_protocol"] or "recbole",
         valid_viewed_filtered=_floats(trainer.best_valid_filtered) if trainer.best_valid_filtered else None,
         test_viewed_filtered=_floats(test.filtered) if test.filtered else None,
-        # RecBole counts validations without improvement in cur_step; the best epoch lies that many
-        # validations before the last epoch (epochs are numbered from 0, as RecBole logs them).
-        best_valid_epoch=epochs_run - 1 - trainer.cur_step * trainer.eval_step,
+        best_valid_epoch=trainer.best_epoch(),
         epochs_run=epochs_run,
         max_epochs=config["epochs"],
         stopped_early=epochs_run < config["epochs"],

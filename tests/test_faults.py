@@ -209,6 +209,57 @@ def test_recbole_takes_a_tie_as_the_new_best():
     assert early_stopping(1.0, 1.0, 3, 10, bigger=False) == (1.0, 0, False, True)
 
 
+def _interrupted_after_epoch_2(workdir, monkeypatch, settings) -> str:
+    """A toy SASRec run of four epochs whose process ends right after writing epoch 2's -last checkpoint (and
+    with it its lock on the run's files); that checkpoint's path."""
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running import trainer as trainer_module
+    from recbole_galrec.running.checkpoints import last_file
+
+    class Interrupted(Exception):
+        pass
+
+    original = trainer_module._RunTrainer._save_last
+
+    def interrupting(self, epoch, finished=False):
+        original(self, epoch, finished)
+        if epoch == 2:
+            self._release_files()
+            raise Interrupted(last_file(self.saved_model_file))
+
+    with monkeypatch.context() as patch, pytest.raises(Interrupted) as interrupted:
+        patch.setattr(trainer_module._RunTrainer, "_save_last", interrupting)
+        run_recbole_galrec("SASRec", "toy", config_dict={**settings, "epochs": 4})
+    return str(interrupted.value)
+
+
+def test_the_best_epoch_is_a_validated_one_when_training_ends_between_validations(workdir, monkeypatch):
+    """Epochs validated every second one: after three epochs the only validation is epoch 1's. The result's best
+    epoch is 1 (not the last epoch less the validations since the best); a four-epoch run interrupted after
+    epoch 2 and resumed reports best epoch 1 to the benchmark's terminal; resumed under a cap of 3, which it has
+    reached, it ends as the three-epoch run does, tested on epoch 1's weights, not epoch 2's."""
+    from recbole_galrec.quick_start import run_recbole_galrec
+    from recbole_galrec.running import progress
+
+    _toy_dataset(workdir)
+    settings = {**_toy_settings(workdir), "epochs": 3, "eval_step": 2, "stopping_step": 10}
+    whole = run_recbole_galrec("SASRec", "toy", config_dict=settings)
+    assert (whole.epochs_run, [validation["epoch"] for validation in whole.valid_curve]) == (3, [1])
+    assert whole.best_valid_epoch == 1
+
+    capped = run_recbole_galrec(
+        "SASRec", "toy", config_dict=settings, resume=_interrupted_after_epoch_2(workdir, monkeypatch, settings)
+    )
+    assert (capped.epochs_run, capped.best_valid_epoch, capped.valid_curve) == (3, 1, whole.valid_curve)
+    assert capped.test_result == whole.test_result
+
+    checkpoint, events = _interrupted_after_epoch_2(workdir, monkeypatch, settings), workdir / "progress.jsonl"
+    with progress.to_file(str(events)):
+        run_recbole_galrec("SASRec", "toy", config_dict={**settings, "epochs": 4}, resume=checkpoint)
+    start = next(json.loads(line) for line in events.read_text().splitlines() if "training_start" in line)
+    assert start["resumed"]["epochs"] == 3 and start["resumed"]["best_epoch"] == 1
+
+
 def test_a_time_budget_stops_training_and_a_larger_one_resumes_it(workdir):
     """train_time_budget: no epoch starts once it is spent; the best model so far is tested and the result says
     so; --resume with a larger budget trains on to the epochs of the uninterrupted run."""

@@ -106,14 +106,19 @@ class _RunTrainer:
             self.saved_model_file = distributed.broadcast_object(self.saved_model_file)
         if self._resumed_generator is not None and self._train_generator is not None:
             self._train_generator.set_state(self._resumed_generator)
+        if self.start_epoch and self.start_epoch >= self.epochs and not self._finished:
+            # resumed under an epoch cap that its checkpoint has reached: it ends here, as if at that cap from the
+            # start (RecBole's fit would write the last epoch's weights over the best checkpoint)
+            self._finished = True
+            if saved:
+                self._save_last(self.start_epoch - 1, finished=True)
         if self._finished:  # the resumed run had ended its training: nothing is left to train
             self._release_files()
             return self.best_valid_score, self.best_valid_result
         self._epoch = self.start_epoch - 1  # a validation before the first epoch is epoch start - 1 (-1)
         resumed = None
         if self.start_epoch:  # the terminal of a resumed run shows its whole training, not this process's part
-            best_epoch = self.start_epoch - 1 - self.cur_step * self.eval_step
-            resumed = {"epochs": self.start_epoch, "seconds": self.resumed_seconds, "best_epoch": best_epoch}
+            resumed = {"epochs": self.start_epoch, "seconds": self.resumed_seconds, "best_epoch": self.best_epoch()}
             resumed["best"] = float(self.best_valid_score)
         progress.training_start(self.config, resumed)
         try:
@@ -130,6 +135,18 @@ class _RunTrainer:
             distributed.barrier()  # the first process's checkpoints are written before any process loads the best
         self._release_files()
         return result
+
+    def best_epoch(self) -> int:
+        """The epoch of the best validation so far (numbered from 0; -1: the validation before training): the
+        latest validation with the best score, as RecBole breaks ties. RecBole's own reckoning, the last epoch
+        less ``cur_step`` validations, holds only when the last epoch trained was validated, which a run stopped
+        by its time budget, a cap that is not a multiple of ``eval_step`` or a resume from a ``-last``
+        checkpoint between validations need not be; it serves for validations saved without their epochs."""
+        best = float(self.best_valid_score)
+        epochs = [v["epoch"] for v in self.validations if v["score"] == best]
+        if epochs and epochs[-1] is not None:
+            return epochs[-1]
+        return max(self.train_loss_dict, default=self.start_epoch - 1) - self.cur_step * self.eval_step
 
     def _release_files(self) -> None:
         """This run writes no more checkpoints: another run may resume from them now."""
