@@ -3,8 +3,8 @@
 RecBole finds a model only under ``recbole.model.<family>.<lowercase name>``, a trainer only as
 ``recbole.trainer.<Model>Trainer`` (and a dataset class only as ``recbole.data.dataset.<Model>Dataset``:
 :func:`recbole_galrec.data.create.get_dataset_class`). These functions look in the matching place of this
-package first (``recbole_galrec.model.<lowercase>``, ``recbole_galrec.running.trainer``) and fall back to RecBole, so
-one entry point runs GALRec and every RecBole baseline.
+package first (``recbole_galrec.model.<lowercase>``, ``recbole_galrec.running.galrec_trainer``) and fall back
+to RecBole, so one entry point runs GALRec and every RecBole baseline.
 """
 
 import importlib
@@ -70,8 +70,9 @@ def get_model(model_name: str) -> type:
 
 
 def get_trainer(model_type, model_name: str) -> type:
-    """Return ``recbole_galrec.running.trainer.<Model>Trainer`` if it exists, else RecBole's choice."""
-    from recbole_galrec.running import trainer as plugin_trainers  # imports RecBole's trainers: only when asked for
+    """Return ``recbole_galrec.running.galrec_trainer.<Model>Trainer`` if it exists, else RecBole's choice."""
+    # imports RecBole's trainers: only when asked for
+    from recbole_galrec.running import galrec_trainer as plugin_trainers
 
     trainer = getattr(plugin_trainers, f"{model_name}Trainer", None)
     if trainer is not None:

@@ -846,7 +846,7 @@ def test_without_the_language_model_the_backbone_never_runs(ml100k, with_sasrec,
 
 
 def test_trainer_gives_the_scoring_maps_and_the_gate_their_own_learning_rates(ml100k, with_sasrec):
-    from recbole_galrec.running.trainer import GALRecTrainer
+    from recbole_galrec.running.galrec_trainer import GALRecTrainer
 
     model = build_model(
         ml100k,

@@ -34,6 +34,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch.utils.data.distributed import DistributedSampler
 
 from recbole_galrec.errors import ConfigError, TrainingError
 from recbole_galrec.running import progress
@@ -284,3 +285,11 @@ def _worker(local_rank, environment, threads, progress_file, results, target, ar
         result = target(*args)
     if local_rank == 0:
         results.put(result)
+
+
+def samples_per_epoch(loader) -> int:
+    """The training samples one epoch of ``loader`` covers, over all processes of the run."""
+    shards = loader.sampler
+    if isinstance(shards, DistributedSampler):
+        return len(shards) * shards.num_replicas
+    return len(loader._dataset)

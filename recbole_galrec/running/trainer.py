@@ -1,15 +1,12 @@
-"""Trainers this package adds to RecBole, picked by name (``<Model>Trainer``), and what every run's trainer
-gets (:func:`run_trainer`: recording, atomic and resumable checkpoints, a guard against NaN losses)."""
+"""What every run's trainer gets (:func:`run_trainer`: recording, atomic and resumable checkpoints, a guard
+against NaN losses), whichever trainer class RecBole or this package picks for its model."""
 
 import os
 import time
 from functools import cache
 
-import numpy as np
 import torch
-from recbole.trainer import Trainer
 from recbole.utils import set_color
-from torch.utils.data.distributed import DistributedSampler
 
 from recbole_galrec.errors import TrainingError
 from recbole_galrec.running import distributed, progress
@@ -26,7 +23,7 @@ from recbole_galrec.running.checkpoints import (
 )
 from recbole_galrec.running.filtered import FILTERED, FilteredEvaluation, ViewedHistories
 
-__all__ = ["GALRecTrainer", "run_trainer"]
+__all__ = ["run_trainer"]
 
 
 class _RunTrainer:
@@ -177,7 +174,7 @@ class _RunTrainer:
         # The samples the epoch trained on: a trainer that draws them says how many (GALRecTrainer); otherwise
         # every row of the training split.
         drawn = getattr(super(), "samples_of_epoch", None)
-        self.train_samples += drawn(train_data) if drawn else samples_per_epoch(train_data)
+        self.train_samples += drawn(train_data) if drawn else distributed.samples_per_epoch(train_data)
         return loss
 
     def _budget_spent(self) -> bool:
@@ -327,84 +324,7 @@ class _TimeBudgetSpent(Exception):
     """Raised at the start of an epoch once ``train_time_budget`` is spent; :meth:`_RunTrainer.fit` ends there."""
 
 
-def samples_per_epoch(loader) -> int:
-    """The training samples one epoch of ``loader`` covers, over all processes of the run."""
-    shards = loader.sampler
-    if isinstance(shards, DistributedSampler):
-        return len(shards) * shards.num_replicas
-    return len(loader._dataset)
-
-
 @cache
 def run_trainer(trainer_class: type) -> type:
     """``trainer_class`` with :class:`_RunTrainer` mixed in (one class per trainer class)."""
     return type(trainer_class.__name__, (_RunTrainer, trainer_class), {"__doc__": trainer_class.__doc__})
-
-
-class GALRecTrainer(Trainer):
-    """RecBole's trainer, plus:
-
-    - ``train_sample: one_per_user``: each epoch trains on one randomly chosen training sample (a history prefix
-      and its next item) per user instead of every prefix, drawn anew each epoch from ``seed + epoch``. With a
-      language model inside, this is what makes an epoch affordable on a CPU; over epochs every prefix is still
-      seen. ``train_sample: all`` is RecBole's behaviour.
-    - the optimiser over :meth:`GALRec.optimizer_groups` (``score_lr_scale``);
-    - a validation before the first epoch, so that the start (with ``score_start: sasrec``, SASRec's own
-      ranking) is a candidate for the best checkpoint, logged as epoch -1;
-    - after every epoch, each contrastive term's top-1 share (how often the positive outscored all negatives)
-      beside its chance level, so a collapsed term is visible in the log.
-    """
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        self.one_per_user = config.settings.train_sample == "one_per_user"
-
-    def _build_optimizer(self, **kwargs):
-        """RecBole's optimiser over the model's parameter groups (the scoring maps' own learning rate)."""
-        if "params" not in kwargs and hasattr(self.model, "optimizer_groups"):
-            kwargs["params"] = self.model.optimizer_groups(kwargs.get("learning_rate", self.learning_rate))
-        return super()._build_optimizer(**kwargs)
-
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        if valid_data and self.start_epoch == 0 and self.eval_step > 0:
-            self._validate_start(valid_data, verbose, saved, show_progress)
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-
-    def _validate_start(self, valid_data, verbose, saved, show_progress):
-        score, result = self._valid_epoch(valid_data, show_progress=show_progress)
-        self.best_valid_score, self.best_valid_result = score, result
-        if verbose:
-            self.logger.info(set_color("epoch -1 (before training) evaluating", "green") + f" [valid_score: {score:f}]")
-        if saved:
-            self._save_checkpoint(-1, verbose=verbose)
-
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        if self.one_per_user:
-            train_data = self._one_sample_per_user(train_data, epoch_idx)
-        log = getattr(self.model, "contrast_log", None)
-        if log is not None:
-            log.reset()
-        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
-        summary = log.summary() if log is not None else {}
-        if summary:
-            shares = ", ".join(f"{term} {top1:.4f} (chance {chance:.4f})" for term, (top1, chance) in summary.items())
-            self.logger.info(f"epoch {epoch_idx} contrastive top-1 share: {shares}")
-            progress.contrast(self.config, epoch_idx, summary)
-        return loss
-
-    def samples_of_epoch(self, train_data) -> int:
-        """The samples the last epoch trained on."""
-        return self._drawn if self.one_per_user else samples_per_epoch(train_data)
-
-    def _one_sample_per_user(self, train_data, epoch_idx):
-        """A dataloader over one random training sample per user for this epoch."""
-        dataset = train_data._dataset
-        users = dataset.inter_feat[dataset.uid_field].numpy()
-        rng = np.random.default_rng(self.config["seed"] + epoch_idx)
-        order = rng.permutation(len(users))
-        _, first = np.unique(users[order], return_index=True)  # first occurrence in a random order
-        chosen = np.sort(order[first])
-        subset = dataset.copy(dataset.inter_feat[chosen])
-        loader = type(train_data)(self.config, subset, train_data._sampler, shuffle=True)
-        self._drawn = samples_per_epoch(loader)
-        return loader
