@@ -321,7 +321,8 @@ COMMITTED_BENCHMARKS = [
     ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST, ()),
     # the sensitivity analysis: its start here; its GALRec[<param>=<value>] runs in tests/test_sensitivity.py
     ("sensitivity", "amazon-beauty", planning.EXTERNAL_LABELS, ()),
-    ("next", "yelp", ("SASRec", "LightGCN"), ()),  # a benchmark in progress, written run by run: the models done so far
+    # a benchmark in progress, written run by run: the models done so far
+    ("next", "yelp", ("SASRec", "LightGCN", "GALRec-noLM"), ()),
 ]
 
 
