@@ -208,6 +208,7 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
     epochs_run = len(trainer.train_loss_dict)
     train_pass_seconds = sum(trainer.epoch_seconds)
     test_users = len(test.per_user) if test.per_user is not None else None
+    best = trainer.best_validation()  # the validation whose model is the best checkpoint
     return RunResult(
         model=config["model"],
         dataset=config["dataset"],
@@ -229,7 +230,7 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         seconds_per_epoch=train_pass_seconds / max(len(trainer.epoch_seconds), 1),
         valid_seconds=sum(validation["seconds"] for validation in trainer.validations),
         test_seconds=test.seconds,
-        time_to_best_seconds=_time_to_best(trainer.validations, float(fit.best_valid_score)),
+        time_to_best_seconds=best["at"] if best is not None else None,
         valid_curve=_valid_curve(trainer.validations),
         train_samples=trainer.train_samples,
         train_samples_per_second=_per_second(trainer.train_samples, train_pass_seconds),
@@ -240,12 +241,6 @@ def _result(config, statistics, parameters, trainer, fit: _Fit, test: _Test, che
         processes=distributed.world_size(),
         peak_gpu_memory_bytes=_peak_gpu_memory(config["device"]),
     )
-
-
-def _time_to_best(validations: list[dict], best: float) -> float | None:
-    """Seconds from the start of training to the end of the validation whose model is the best checkpoint: the last
-    one that reached the best score (RecBole takes a score equal to the best as the new best)."""
-    return next((v["at"] for v in reversed(validations) if v["score"] == best), None)
 
 
 def _valid_curve(validations: list[dict]) -> list[dict]:

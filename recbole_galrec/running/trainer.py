@@ -133,16 +133,21 @@ class _RunTrainer:
         self._release_files()
         return result
 
-    def best_epoch(self) -> int:
-        """The epoch of the best validation so far (numbered from 0; -1: the validation before training): the
-        latest validation with the best score, as RecBole breaks ties. RecBole's own reckoning, the last epoch
-        less ``cur_step`` validations, holds only when the last epoch trained was validated, which a run stopped
-        by its time budget, a cap that is not a multiple of ``eval_step`` or a resume from a ``-last``
-        checkpoint between validations need not be; it serves for validations saved without their epochs."""
+    def best_validation(self) -> dict | None:
+        """The validation whose model is the best checkpoint: the last one that reached the best score (RecBole
+        takes a score equal to the best as the new best); None before any validation."""
         best = float(self.best_valid_score)
-        epochs = [v["epoch"] for v in self.validations if v["score"] == best]
-        if epochs and epochs[-1] is not None:
-            return epochs[-1]
+        return next((v for v in reversed(self.validations) if v["score"] == best), None)
+
+    def best_epoch(self) -> int:
+        """The epoch of :meth:`best_validation` (numbered from 0; -1: the validation before training). RecBole's
+        own reckoning, the last epoch less ``cur_step`` validations, holds only when the last epoch trained was
+        validated, which a run stopped by its time budget, a cap that is not a multiple of ``eval_step`` or a
+        resume from a ``-last`` checkpoint between validations need not be; it serves for validations saved
+        without their epochs."""
+        best = self.best_validation()
+        if best is not None and best["epoch"] is not None:
+            return best["epoch"]
         return max(self.train_loss_dict, default=self.start_epoch - 1) - self.cur_step * self.eval_step
 
     def _release_files(self) -> None:
