@@ -571,6 +571,7 @@ def test_progress_messages_from_the_events(tmp_path):
         galrec("validation", epoch=3, score=0.045, seconds=2.0),
         galrec("validation", epoch=5, score=0.05, seconds=2.0),  # a tie: RecBole's best moves to it
     ]
+    below_start = [galrec("validation", epoch=1, score=0.035, seconds=2.0)]  # the same run had it stayed below 0.04
     lines = [json.dumps(event) for event in events]
     path = tmp_path / "run.progress.jsonl"
     progress = runner.Progress()
@@ -593,6 +594,10 @@ def test_progress_messages_from_the_events(tmp_path):
     assert messages[5].startswith("epoch 3 valid score 0.0450 (best 0.0500 at epoch 1); ")
     assert messages[6].startswith("epoch 5 valid score 0.0500 (best 0.0500 at epoch 5); ")
     assert len(messages) == 7 and progress.max_epochs == 10 and progress.epochs_done == 2
+    progress = runner.Progress()
+    for event in events[:10] + below_start:
+        message = progress.event(event)
+    assert message.startswith("epoch 1 valid score 0.0350 (best 0.0400 before training); ")
 
 
 def test_progress_of_a_resumed_run_counts_its_earlier_epochs():

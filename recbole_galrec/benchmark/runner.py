@@ -111,7 +111,8 @@ class Progress:
             return f"before training: valid score {score:.4f}"
         if self.best is None or (score >= self.best if self.bigger else score <= self.best):  # as RecBole decides
             self.best, self.best_epoch = score, epoch
-        best = f"best {self.best:.4f} at epoch {self.best_epoch}"
+        when = "before training" if self.best_epoch == -1 else f"at epoch {self.best_epoch}"
+        best = f"best {self.best:.4f} {when}"
         return f"epoch {epoch} valid score {score:.4f} ({best}); {self.timing()}"
 
     def timing(self) -> str:
