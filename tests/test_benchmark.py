@@ -296,6 +296,21 @@ def test_one_seed_table_shows_n_a_for_the_deviation():
     assert row["wall s"] == "n/a" and "n/a: not recorded for runs made before" in benchmark.markdown_table(results)
 
 
+def test_a_mean_that_rounds_to_zero_is_not_negative():
+    """Best epochs -1 (the start), -1 and 1 average -0.33: the table shows 0, not -0."""
+    test = dict.fromkeys(benchmark.METRIC_COLUMNS, 0.1)
+    runs = [
+        {"model": "A", "seed": seed, "status": "ok", "test": test, "best_valid_epoch": epoch}
+        for seed, epoch in ((2020, -1), (2021, -1), (2022, 1))
+    ]
+    row = table_rows(benchmark.markdown_table({"dataset": "d", "command": "c", "runs": runs}))["A"]
+    assert row["best epoch"] == "0 ± 1"
+    runs[2]["best_valid_epoch"] = -1
+    assert table_rows(benchmark.markdown_table({"dataset": "d", "command": "c", "runs": runs}))["A"]["best epoch"] == (
+        "-1 ± 0"
+    )
+
+
 def test_table_lists_default_models_in_their_order_and_the_total_wall_time():
     def run(label, wall):
         test = dict.fromkeys(benchmark.METRIC_COLUMNS, 0.1)

@@ -82,7 +82,8 @@ def summarize(runs: list[dict]) -> list[dict]:
 
 
 def _number(value: float, decimals: int) -> str:
-    return f"{value:,.{decimals}f}"
+    text = f"{value:,.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # -0.3 rounds to 0, not -0
 
 
 def _cell(stat: dict | None, decimals: int, always_std: bool = False) -> str:
