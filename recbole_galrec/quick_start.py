@@ -126,6 +126,9 @@ def _run(model, dataset, config_file_list, config_dict, saved, result_file, per_
     result = _result(config, statistics, parameters, trainer, fit, test, checkpoint, per_user_file)
     logger.info(f"best valid : {result.best_valid_result}")
     logger.info(f"test result: {result.test_result}")
+    if result.test_viewed_filtered is not None:  # the literature's protocol: the user's earlier items not ranked
+        logger.info(f"best valid, viewed filtered : {result.valid_viewed_filtered}")
+        logger.info(f"test result, viewed filtered: {result.test_viewed_filtered}")
     if result_file and distributed.rank() == 0:
         result.write(result_file)
         logger.info(f"result written to {result_file}")

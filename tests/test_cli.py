@@ -1,6 +1,8 @@
 """The entry point end to end: real runs on ml-100k (shipped with recbole) and each user error."""
 
+import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -81,6 +83,8 @@ def test_sasrec_cli_writes_result_file(workdir):
     assert 0.0 < result["test_result"]["hit@20"] <= 1.0
     assert result["parameters"]["trainable"] == result["parameters"]["total"] > 0
     assert "test result" in proc.stderr + proc.stdout
+    filtered = re.search(r"test result, viewed filtered: (\{.*\})", proc.stderr + proc.stdout)
+    assert filtered and ast.literal_eval(filtered.group(1)) == result["test_viewed_filtered"]
     users = pd.read_csv(workdir / "out" / "users.csv.gz")
     assert len(users) == result["test_users"] and users["ndcg@10"].mean() == pytest.approx(
         result["test_result"]["ndcg@10"], abs=5e-5
