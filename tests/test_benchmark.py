@@ -2,6 +2,7 @@
 resume, table, paired test and errors."""
 
 import json
+import os
 import re
 import signal
 import statistics
@@ -700,6 +701,19 @@ def test_the_external_models_note_names_each_galrec_label():
     notes = _notes({"runs": runs})
     assert any(note.startswith("GALRec seed 1 used this benchmark's") for note in notes)
     assert any(note.startswith("GALRec-noLM seed 1 used this benchmark's") for note in notes)
+
+
+def test_runs_side_by_side_share_the_cores(tmp_path, monkeypatch):
+    """Each of --jobs runs gets cores // jobs threads (at least one), unless the user set OMP_NUM_THREADS."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    threads = {jobs: planning.run_environment(jobs, {})["OMP_NUM_THREADS"] for jobs in (1, 2, 3, 16)}
+    assert threads == {1: "8", 2: "4", 3: "2", 16: "1"}
+    assert planning.run_environment(2, {"OMP_NUM_THREADS": "3", "A": "b"}) == {"OMP_NUM_THREADS": "3", "A": "b"}
+    started = {}
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda command, **options: started.update(options))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runner.Benchmark("ml-100k", ["Pop"], [2020], tmp_path, [], {}, None, jobs=2).start_run("Pop", 2020, None)
+    assert started["env"]["OMP_NUM_THREADS"] == "4" and started["env"]["PATH"] == os.environ["PATH"]
 
 
 # ------------------------------------------------------------------- a run interrupted with the benchmark goes on

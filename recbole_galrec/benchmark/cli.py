@@ -68,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the label whose run of the same seed gives GALRec (and its variants) its external SASRec: SASRec, or "
         "SASRecText (SASRec whose item table started from text; among --models) (default: SASRec)",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, each in its own process with cores // jobs threads (default: 1)",
+    )
     add_runs_from(parser)
     parser.add_argument("--output", default="benchmark", help="folder of the results (default: benchmark)")
     parser.add_argument("--config_files", default="", help='space-separated YAML files: "a.yaml b.yaml"')

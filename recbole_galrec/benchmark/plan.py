@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 
 from recbole_galrec.errors import ConfigError
@@ -107,6 +108,13 @@ def resolve_label(label: str) -> tuple[str, dict]:
         "any RecBole model name works too, spelt as RecBole spells it (e.g. NARM, Caser, BPR), and any label with "
         "one key set, as in GALRec[contrast_tau=0.05]."
     )
+
+
+def run_environment(jobs: int, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of a run's process when ``jobs`` run side by side: an equal share of the CPU cores as its
+    thread count, unless OMP_NUM_THREADS is set already. Left alone, torch gives every process a thread a core, and
+    processes whose threads outnumber the cores slow each other down several times over."""
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **environ}
 
 
 def run_config(label: str, overrides: dict, seed: int) -> tuple[str, dict]:

@@ -203,6 +203,7 @@ class Benchmark:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=planning.run_environment(self.jobs, dict(os.environ)),
             )
         start = time.perf_counter()
         return Running(label, model, seed, proc, log_file, progress_file, record_file, start, external, resume)

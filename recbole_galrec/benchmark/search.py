@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_galrec.benchmark.plan import run_environment
 from recbole_galrec.benchmark.store import atomic_write_text, public_path
 from recbole_galrec.errors import ConfigError
 
@@ -189,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         run_one(args, name, {**base, **configs[name], "eval_protocol": args.select}, out)
         write_report(out, collect(out, configs, base, args.select), args, base)
 
-    if args.jobs > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # runs side by side: one thread each unless told otherwise
+    os.environ.update(run_environment(args.jobs, dict(os.environ)))  # runs side by side share the cores
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         list(pool.map(run_and_report, todo))
     write_report(out, collect(out, configs, base, args.select), args, base)
