@@ -113,7 +113,7 @@ def resolve_label(label: str) -> tuple[str, dict]:
 def run_environment(jobs: int, environ: dict[str, str]) -> dict[str, str]:
     """The environment of a run's process when ``jobs`` run side by side: an equal share of the CPU cores as its
     thread count, unless OMP_NUM_THREADS is set already. Left alone, torch gives every process a thread a core, and
-    processes whose threads outnumber the cores slow each other down several times over."""
+    the runs' threads would outnumber the cores and wait on each other."""
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **environ}
 
 
