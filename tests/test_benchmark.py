@@ -704,10 +704,11 @@ def test_the_external_models_note_names_each_galrec_label():
 
 
 def test_runs_side_by_side_share_the_cores(tmp_path, monkeypatch):
-    """Each of --jobs runs gets cores // jobs threads (at least one), unless the user set OMP_NUM_THREADS."""
+    """Each of --jobs runs gets cores // jobs threads (at least one), unless the user set OMP_NUM_THREADS; a single
+    run keeps torch's default (its physical cores, which os.cpu_count may double)."""
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    threads = {jobs: planning.run_environment(jobs, {})["OMP_NUM_THREADS"] for jobs in (1, 2, 3, 16)}
-    assert threads == {1: "8", 2: "4", 3: "2", 16: "1"}
+    threads = {jobs: planning.run_environment(jobs, {})["OMP_NUM_THREADS"] for jobs in (2, 3, 16)}
+    assert threads == {2: "4", 3: "2", 16: "1"} and planning.run_environment(1, {"A": "b"}) == {"A": "b"}
     assert planning.run_environment(2, {"OMP_NUM_THREADS": "3", "A": "b"}) == {"OMP_NUM_THREADS": "3", "A": "b"}
     started = {}
     monkeypatch.setattr(runner.subprocess, "Popen", lambda command, **options: started.update(options))

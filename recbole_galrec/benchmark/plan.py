@@ -112,8 +112,11 @@ def resolve_label(label: str) -> tuple[str, dict]:
 
 def run_environment(jobs: int, environ: dict[str, str]) -> dict[str, str]:
     """The environment of a run's process when ``jobs`` run side by side: an equal share of the CPU cores as its
-    thread count, unless OMP_NUM_THREADS is set already. Left alone, torch gives every process a thread a core, and
-    the runs' threads would outnumber the cores and wait on each other."""
+    thread count, unless OMP_NUM_THREADS is set already; one run at a time keeps torch's own choice. Left alone,
+    torch gives every process a thread a core, and the runs' threads would outnumber the cores and wait on each
+    other."""
+    if jobs == 1:
+        return dict(environ)
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **environ}
 
 
