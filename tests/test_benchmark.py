@@ -338,7 +338,7 @@ COMMITTED_BENCHMARKS = [
     # the sensitivity analysis: its start here; its GALRec[<param>=<value>] runs in tests/test_sensitivity.py
     ("sensitivity", "amazon-beauty", planning.EXTERNAL_LABELS, ()),
     # a benchmark in progress, written run by run: the models done so far
-    ("next", "yelp", ("SASRec", "LightGCN", "GALRec-noLM", "GALRec"), ()),
+    ("next", "yelp", ("SASRec", "LightGCN", "GALRec-noLM", "GALRec", "GRU4Rec"), ()),
 ]
 
 
