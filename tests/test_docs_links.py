@@ -1,6 +1,7 @@
 """The documentation's relative links lead somewhere: every markdown link to a file of this repository names a file
 that exists, and a link with ``#anchor`` to a markdown file names one of its headings (GitHub's anchors)."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -24,8 +25,14 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+@functools.cache
+def prose(path: Path) -> str:
+    """A markdown file's text without its fenced code blocks (read once however many links name it)."""
+    return FENCE.sub("", path.read_text(encoding="utf-8"))
+
+
 def anchors(path: Path) -> set[str]:
-    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    text = prose(path)
     found, seen = set(), {}
     for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M):
         anchor = github_anchor(heading)
@@ -36,8 +43,7 @@ def anchors(path: Path) -> set[str]:
 
 
 def relative_links(path: Path) -> list[str]:
-    text = FENCE.sub("", path.read_text(encoding="utf-8"))
-    text = re.sub(r"`[^`\n]*`", "", text)  # inline code is not a link
+    text = re.sub(r"`[^`\n]*`", "", prose(path))  # inline code is not a link
     return [target for target in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:", target)]
 
 
