@@ -332,13 +332,12 @@ COMMITTED_BENCHMARKS = [
     # the comparisons hold every default model; beside Beauty's, GALRec's own result file
     ("", "amazon-beauty", benchmark.DEFAULT_MODELS, ("galrec-amazon-beauty-cpu.json",)),
     ("", "amazon-toys-games", benchmark.DEFAULT_MODELS, ()),
+    ("", "yelp", benchmark.DEFAULT_MODELS, ()),
     ("ablation", "amazon-beauty", (*planning.EXTERNAL_LABELS, "GALRec"), ()),  # the full model, its parts, variants
     ("representations/amazon-beauty", "amazon-beauty", WITH_AND_WITHOUT_CONTRAST, ()),
     ("representations/amazon-toys-games", "amazon-toys-games", WITH_AND_WITHOUT_CONTRAST, ()),
     # the sensitivity analysis: its start here; its GALRec[<param>=<value>] runs in tests/test_sensitivity.py
     ("sensitivity", "amazon-beauty", planning.EXTERNAL_LABELS, ()),
-    # a benchmark in progress, written run by run: the models done so far
-    ("next", "yelp", ("SASRec", "LightGCN", "GALRec-noLM", "GALRec", "GRU4Rec"), ()),
 ]
 
 
